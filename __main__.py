@@ -1,0 +1,91 @@
+"""Catalogizer on one Docker host: load config, wire the components, export."""
+
+import pulumi
+
+from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint
+from components.api_image import ApiImage, ApiImageArgs
+from components.backup import PreUpdateBackup, PreUpdateBackupArgs
+from components.health import HealthCheck, HealthCheckArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.network import Network, NetworkArgs
+from components.postgres import Postgres, PostgresArgs
+from components.proxy import Proxy, ProxyArgs
+from components.redis import Redis, RedisArgs
+from components.restore import Restore, RestoreArgs
+from components.secrets import Secrets, SecretsArgs
+from components.tls import Tls, TlsArgs
+from components.volumes import Volumes, VolumesArgs
+from settings import load_settings
+
+settings = load_settings()
+secrets = Secrets("secrets", SecretsArgs(settings))
+network = Network("network", NetworkArgs(settings))
+volumes = Volumes("volumes", VolumesArgs(settings))
+pg_password, redis_password = secrets.postgres_password, secrets.redis_password
+postgres = Postgres("postgres", PostgresArgs(settings, network.name, volumes.names["postgres-data"], pg_password))
+redis = Redis("redis", RedisArgs(settings, network.name, volumes.names["redis-data"], redis_password))
+tls = Tls("tls", TlsArgs(settings))
+
+image = ApiImage("api-image", ApiImageArgs(settings))
+api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
+api_env = api_environment(settings, api_secrets)
+backup = PreUpdateBackup(
+    "backup",
+    PreUpdateBackupArgs(
+        settings, postgres.container, postgres.container_name, pg_password, rollout_fingerprint(image.ref, api_env)
+    ),
+)
+gates: list[pulumi.Resource] = [postgres.container, redis.container, backup.command]
+if settings.restore is not None:
+    restore = Restore(
+        "restore", RestoreArgs(settings, settings.restore, postgres.container_name, pg_password, [backup.command])
+    )
+    gates.append(restore.command)
+    pulumi.export("lastRestore", restore.summary)
+api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
+proxy = Proxy("proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem))
+health = HealthCheck(
+    "health",
+    HealthCheckArgs(
+        settings,
+        api.containers,
+        proxy.container,
+        postgres.container_name,
+        redis.container_name,
+        redis_password,
+        tls.cert_pem,
+    ),
+)
+containers: dict[str, pulumi.Input] = {
+    "postgres": postgres.container_name,
+    "redis": redis.container_name,
+    "api": api.container_names,
+    "nginx": proxy.container_name,
+}
+if settings.monitoring.enabled:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings,
+            network.name,
+            volumes.names["prometheus-data"],
+            volumes.names["grafana-data"],
+            secrets.grafana_password,
+        ),
+    )
+    containers.update(monitoring.container_names)
+
+pulumi.export("url", settings.public_url)
+pulumi.export("healthUrl", settings.health_url)
+pulumi.export("containers", containers)
+pulumi.export("network", network.name)
+pulumi.export("volumes", volumes.names)
+pulumi.export("adminUsername", settings.api.admin_username)
+pulumi.export("adminPassword", pulumi.Output.secret(secrets.admin_password))
+pulumi.export("postgresPassword", pulumi.Output.secret(pg_password))
+pulumi.export("redisPassword", pulumi.Output.secret(redis_password))
+pulumi.export("grafanaPassword", pulumi.Output.secret(secrets.grafana_password))
+pulumi.export("tlsCertificate", tls.cert_pem)
+pulumi.export("tlsExpiry", tls.expires_at)
+pulumi.export("lastBackup", backup.summary)
+pulumi.export("health", health.summary)

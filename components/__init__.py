@@ -1,0 +1,1 @@
+"""One ComponentResource per module; each takes a small Args dataclass."""

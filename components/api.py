@@ -1,0 +1,144 @@
+"""The Catalogizer API containers: health-gated, replaceable without downtime."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from settings import API_PORT, POSTGRES_PORT, REDIS_PORT, Settings
+
+NETWORK_ALIAS = "api"
+MEDIA_MOUNT = "/media"
+LOGS_MOUNT = "/app/logs"
+HEALTH_PATH = "/health"
+LABEL_REPLICA = "catalogizer.replica"
+LABEL_RESTORE = "catalogizer.restored-from"
+
+
+@dataclass(frozen=True)
+class ApiSecrets:
+    postgres_password: pulumi.Input[str]
+    redis_password: pulumi.Input[str]
+    jwt_secret: pulumi.Input[str]
+    admin_password: pulumi.Input[str]
+
+
+def api_environment(settings: Settings, secrets: ApiSecrets) -> pulumi.Output[list[str]]:
+    """Every variable the API reads, plus the runbook's names so older builds work too."""
+    api, pg = settings.api, settings.postgres
+    plain = {
+        # The API defaults to localhost, which nginx and Prometheus cannot reach.
+        "HOST": "0.0.0.0",
+        "PORT": str(API_PORT),
+        "API_PORT": str(API_PORT),
+        "APP_ENV": settings.app_env,
+        "GIN_MODE": "release" if settings.app_env != "development" else "debug",
+        "LOG_LEVEL": api.log_level,
+        "DATABASE_TYPE": "postgres",
+        "DATABASE_HOST": "postgres",
+        "DATABASE_PORT": str(POSTGRES_PORT),
+        "DATABASE_NAME": pg.database,
+        "DATABASE_USER": pg.user,
+        "DATABASE_SSL_MODE": "disable",
+        "POSTGRES_HOST": "postgres",
+        "POSTGRES_PORT": str(POSTGRES_PORT),
+        "POSTGRES_DB": pg.database,
+        "POSTGRES_USER": pg.user,
+        "REDIS_ADDR": f"redis:{REDIS_PORT}",
+        "REDIS_HOST": "redis",
+        "REDIS_PORT": str(REDIS_PORT),
+        "ADMIN_USERNAME": api.admin_username,
+        "CORS_ENABLED": "true" if api.cors_origins else "false",
+        "CORS_ALLOWED_ORIGINS": ",".join(api.cors_origins),
+        "SMB_ENABLED": "true",
+        "MEDIA_ROOT_PATH": MEDIA_MOUNT,
+    }
+    return pulumi.Output.all(
+        secrets.postgres_password, secrets.redis_password, secrets.jwt_secret, secrets.admin_password
+    ).apply(
+        lambda values: (
+            [f"{k}={v}" for k, v in plain.items()]
+            + [
+                f"DATABASE_PASSWORD={values[0]}",
+                f"POSTGRES_PASSWORD={values[0]}",
+                f"REDIS_PASSWORD={values[1]}",
+                f"JWT_SECRET={values[2]}",
+                f"ADMIN_PASSWORD={values[3]}",
+            ]
+        )
+    )
+
+
+def rollout_fingerprint(image_ref: pulumi.Input[str], envs: pulumi.Input[list[str]]) -> pulumi.Output[str]:
+    """Changes exactly when the API containers are replaced; the hooks use it as their trigger."""
+    return pulumi.Output.all(image_ref, envs).apply(
+        lambda values: hashlib.sha256("\n".join([values[0], *values[1]]).encode()).hexdigest()
+    )
+
+
+@dataclass(frozen=True)
+class ApiArgs:
+    settings: Settings
+    image_ref: pulumi.Input[str]
+    envs: pulumi.Input[list[str]]
+    network_name: pulumi.Input[str]
+    logs_volume: pulumi.Input[str]
+    # Healthy Postgres and Redis, the pre-update backup and any restore come first.
+    wait_for: Sequence[pulumi.Resource]
+
+
+class Api(pulumi.ComponentResource):
+    containers: list[docker.Container]
+    container_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:app:Api", name, None, opts)
+        settings = args.settings
+        extra_labels = []
+        if settings.restore is not None:
+            # A restore must be followed by fresh API processes; a changed label forces that.
+            extra_labels.append({"label": LABEL_RESTORE, "value": settings.restore.sha256})
+        self.containers = []
+        for index in range(settings.api.replicas):
+            container = docker.Container(
+                # No fixed name or host port: the replacement starts before the old one stops.
+                f"{settings.name_prefix}-api-{index}",
+                image=args.image_ref,
+                envs=args.envs,
+                mounts=[
+                    docker.ContainerMountArgs(
+                        target=MEDIA_MOUNT, type="bind", source=str(settings.api.media_root), read_only=True
+                    ),
+                    docker.ContainerMountArgs(target=LOGS_MOUNT, type="volume", source=args.logs_volume),
+                ],
+                # The runtime image has wget but no curl.
+                healthcheck=healthcheck(
+                    ["CMD", "wget", "-q", "--spider", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
+                    start_period=20,
+                ),
+                wait=True,
+                wait_timeout=180,
+                restart="unless-stopped",
+                memory=settings.api.memory_mb,
+                stop_timeout=30,
+                destroy_grace_seconds=30,
+                networks_advanced=[
+                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])
+                ],
+                labels=[
+                    *labels(settings, "api"),
+                    {"label": LABEL_REPLICA, "value": str(index)},
+                    *extra_labels,
+                ],
+                log_driver=LOG_DRIVER,
+                log_opts=LOG_OPTS,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
+            )
+            self.containers.append(container)
+        self.container_names = pulumi.Output.all(*[c.name for c in self.containers])
+        self.register_outputs({"container_names": self.container_names})

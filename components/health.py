@@ -1,0 +1,66 @@
+"""Post-deploy verification: `pulumi up` fails unless the whole stack answers healthy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+
+from components.hook_support import PROJECT_DIR, docker_env, exported_summary, script_command
+from settings import Settings
+
+SUMMARY_KEYS = ("status", "seconds", "attempts", "checks")
+
+
+@dataclass(frozen=True)
+class HealthCheckArgs:
+    settings: Settings
+    api_containers: list[docker.Container]
+    proxy_container: docker.Container
+    postgres_container_name: pulumi.Input[str]
+    redis_container_name: pulumi.Input[str]
+    redis_password: pulumi.Input[str]
+    cert_pem: pulumi.Input[str] | None
+
+
+class HealthCheck(pulumi.ComponentResource):
+    command: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
+
+    def __init__(self, name: str, args: HealthCheckArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:ops:HealthCheck", name, None, opts)
+        settings = args.settings
+        watched = [*args.api_containers, args.proxy_container]
+        environment: dict[str, pulumi.Input[str]] = {
+            "HEALTH_URL": settings.health_url,
+            "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
+            "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
+            "HEALTH_INTERVAL": str(settings.health.interval_seconds),
+            "NGINX_CONTAINER": args.proxy_container.name,
+            "API_CONTAINERS": pulumi.Output.all(*[c.name for c in args.api_containers]).apply(",".join),
+            "PG_CONTAINER": args.postgres_container_name,
+            "PGUSER": settings.postgres.user,
+            "PGDATABASE": settings.postgres.database,
+            "REDIS_CONTAINER": args.redis_container_name,
+            "REDIS_PASSWORD": pulumi.Output.secret(args.redis_password),
+            **docker_env(settings),
+        }
+        if args.cert_pem is not None:
+            environment["HEALTH_CA_PEM"] = args.cert_pem
+        self.command = command.local.Command(
+            f"{name}-verify",
+            create=script_command("health_check.py"),
+            dir=str(PROJECT_DIR),
+            environment=environment,
+            # A replaced container has a new ID, so every rollout is verified again.
+            triggers=[c.id for c in watched],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=watched,
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+        self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
+        self.register_outputs({"summary": self.summary})

@@ -1,0 +1,39 @@
+"""What the hook components share: where the scripts live and how their JSON is exported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+
+from settings import Settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SCRIPTS_DIR = PROJECT_DIR / "scripts"
+# The interpreter the operator's shell finds; the scripts use the standard library only.
+PYTHON = "python3"
+
+
+def script_command(script: str) -> str:
+    """Relative to the Command's `dir`, so the state holds no machine-specific path."""
+    if not (SCRIPTS_DIR / script).is_file():
+        raise FileNotFoundError(SCRIPTS_DIR / script)
+    return f"{PYTHON} scripts/{script}"
+
+
+def docker_env(settings: Settings) -> dict[str, str]:
+    """The hooks must talk to the same engine as the Docker provider."""
+    return {"DOCKER_HOST": settings.docker_host} if settings.docker_host else {}
+
+
+def exported_summary(stdout: pulumi.Output[str], keys: tuple[str, ...]) -> pulumi.Output[dict[str, object]]:
+    """A hook's JSON line, reduced to known non-secret keys, so it can be a plain stack output."""
+
+    def pick(text: str) -> dict[str, object]:
+        if not text.strip():
+            return {}
+        payload = json.loads(text.strip().splitlines()[-1])
+        return {key: payload[key] for key in keys if key in payload}
+
+    return pulumi.Output.unsecret(stdout.apply(pick))

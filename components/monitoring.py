@@ -1,0 +1,91 @@
+"""Prometheus scraping every API replica, and Grafana with Prometheus provisioned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from rendering.monitoring import render_grafana_datasource, render_prometheus_yml
+from settings import API_PORT, Settings
+
+PROMETHEUS_CONF = "/etc/prometheus/prometheus.yml"
+GRAFANA_DATASOURCE = "/etc/grafana/provisioning/datasources/prometheus.yaml"
+PROMETHEUS_ALIAS = "prometheus"
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    settings: Settings
+    network_name: pulumi.Input[str]
+    prometheus_volume: pulumi.Input[str]
+    grafana_volume: pulumi.Input[str]
+    grafana_password: pulumi.Input[str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    container_names: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:monitoring:Monitoring", name, None, opts)
+        settings = args.settings
+        mon = settings.monitoring
+        child = pulumi.ResourceOptions(parent=self)
+        network = [docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[PROMETHEUS_ALIAS])]
+        prom_image = docker.RemoteImage(
+            f"{name}-prometheus-image", name=mon.prometheus_image, keep_locally=True, opts=child
+        )
+        prometheus = docker.Container(
+            f"{name}-prometheus",
+            name=f"{settings.name_prefix}-prometheus",
+            image=prom_image.image_id,
+            uploads=[docker.ContainerUploadArgs(file=PROMETHEUS_CONF, content=render_prometheus_yml("api", API_PORT))],
+            # Monitoring UIs stay on loopback; reach them through an SSH tunnel.
+            ports=[docker.ContainerPortArgs(internal=9090, external=mon.prometheus_port, ip="127.0.0.1")],
+            mounts=[docker.ContainerMountArgs(target="/prometheus", type="volume", source=args.prometheus_volume)],
+            healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]),
+            wait=True,
+            restart="unless-stopped",
+            memory=512,
+            networks_advanced=network,
+            labels=labels(settings, "prometheus"),
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        grafana_image = docker.RemoteImage(
+            f"{name}-grafana-image", name=mon.grafana_image, keep_locally=True, opts=child
+        )
+        grafana = docker.Container(
+            f"{name}-grafana",
+            name=f"{settings.name_prefix}-grafana",
+            image=grafana_image.image_id,
+            envs=pulumi.Output.secret(args.grafana_password).apply(
+                lambda pw: [
+                    "GF_SECURITY_ADMIN_USER=admin",
+                    f"GF_SECURITY_ADMIN_PASSWORD={pw}",
+                    "GF_USERS_ALLOW_SIGN_UP=false",
+                ]
+            ),
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=GRAFANA_DATASOURCE,
+                    content=render_grafana_datasource(f"http://{PROMETHEUS_ALIAS}:9090"),
+                )
+            ],
+            ports=[docker.ContainerPortArgs(internal=3000, external=mon.grafana_port, ip="127.0.0.1")],
+            mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", type="volume", source=args.grafana_volume)],
+            healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"]),
+            wait=True,
+            restart="unless-stopped",
+            memory=512,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            labels=labels(settings, "grafana"),
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=[prometheus]),
+        )
+        self.container_names = {"prometheus": prometheus.name, "grafana": grafana.name}
+        self.register_outputs(dict(self.container_names))

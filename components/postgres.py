@@ -1,0 +1,87 @@
+"""PostgreSQL: the catalog's database, health-checked and reachable only inside the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from settings import POSTGRES_PORT, Settings
+
+DATA_DIR = "/var/lib/postgresql/data"
+# A subfolder, so initdb never trips over the volume root's lost+found or ownership.
+PGDATA = f"{DATA_DIR}/pgdata"
+NETWORK_ALIAS = "postgres"
+# Time for a clean shutdown (checkpoint) before Docker kills the server.
+STOP_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class PostgresArgs:
+    settings: Settings
+    network_name: pulumi.Input[str]
+    volume_name: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+
+class Postgres(pulumi.ComponentResource):
+    container_name: pulumi.Output[str]
+    container: docker.Container
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:data:Postgres", name, None, opts)
+        settings = args.settings
+        pg = settings.postgres
+        image = docker.RemoteImage(
+            f"{name}-image",
+            name=pg.image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ports = []
+        if pg.host_port is not None:
+            # Loopback only: the database is for operators on the host, never for the outside.
+            ports.append(docker.ContainerPortArgs(internal=POSTGRES_PORT, external=pg.host_port, ip="127.0.0.1"))
+        self.container = docker.Container(
+            f"{name}-container",
+            name=f"{settings.name_prefix}-postgres",
+            image=image.image_id,
+            envs=pulumi.Output.all(args.password).apply(
+                lambda values: [
+                    f"POSTGRES_USER={pg.user}",
+                    f"POSTGRES_PASSWORD={values[0]}",
+                    f"POSTGRES_DB={pg.database}",
+                    f"PGDATA={PGDATA}",
+                ]
+            ),
+            # pg_stat_statements backs the runbook's slow-query check.
+            command=[
+                "postgres",
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "pg_stat_statements.track=all",
+            ],
+            healthcheck=healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database], start_period=30),
+            wait=True,
+            wait_timeout=180,
+            restart="unless-stopped",
+            memory=pg.memory_mb,
+            shm_size=256,
+            # SIGINT is PostgreSQL's "fast" shutdown: it checkpoints, then exits.
+            stop_signal="SIGINT",
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
+            ports=ports,
+            labels=labels(settings, "postgres"),
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            # The name is fixed, so the old container has to go before its replacement starts.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.container_name = self.container.name
+        self.register_outputs({"container_name": self.container_name})

@@ -1,0 +1,52 @@
+"""Restore for rollback: replays `catalogizer:restoreFrom` before the API comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from components.backup import database_env
+from components.hook_support import PROJECT_DIR, exported_summary, script_command
+from settings import RestoreSettings, Settings
+
+SUMMARY_KEYS = ("restored", "sha256", "safetyDump", "seconds")
+
+
+@dataclass(frozen=True)
+class RestoreArgs:
+    settings: Settings
+    restore: RestoreSettings
+    postgres_container_name: pulumi.Input[str]
+    postgres_password: pulumi.Input[str]
+    # The pre-update backup runs first; the two never dump at the same time.
+    after: list[pulumi.Resource]
+
+
+class Restore(pulumi.ComponentResource):
+    command: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
+
+    def __init__(self, name: str, args: RestoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:ops:Restore", name, None, opts)
+        settings = args.settings
+        self.command = command.local.Command(
+            f"{name}-pg-restore",
+            create=script_command("restore.py"),
+            dir=str(PROJECT_DIR),
+            environment={
+                **database_env(settings, args.postgres_container_name, args.postgres_password),
+                "RESTORE_FILE": str(args.restore.file),
+                "API_STACK_LABEL": settings.name_prefix,
+            },
+            # Runs once per dump; removing restoreFrom deletes this resource and leaves the data alone.
+            triggers=[str(args.restore.file), args.restore.sha256],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=args.after,
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+        self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
+        self.register_outputs({"summary": self.summary})

@@ -1,0 +1,59 @@
+"""The stack's credentials: operator-supplied secret config, else stable generated passwords."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from settings import Settings
+
+# Generated lengths; the JWT secret is well above the API's 32-character minimum.
+GENERATED_LENGTHS = {
+    "postgresPassword": 32,
+    "redisPassword": 32,
+    "jwtSecret": 64,
+    "adminPassword": 24,
+    "grafanaPassword": 24,
+}
+
+
+@dataclass(frozen=True)
+class SecretsArgs:
+    settings: Settings
+
+
+class Secrets(pulumi.ComponentResource):
+    postgres_password: pulumi.Output[str]
+    redis_password: pulumi.Output[str]
+    jwt_secret: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    grafana_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:security:Secrets", name, None, opts)
+        values: dict[str, pulumi.Output[str]] = {}
+        for key, length in GENERATED_LENGTHS.items():
+            supplied = args.settings.secrets.get(key)
+            if supplied is not None:
+                values[key] = pulumi.Output.secret(supplied)
+                continue
+            # Alphanumeric only: these values end up in a redis.conf line and in connection settings.
+            generated = random.RandomPassword(
+                f"{name}-{key}",
+                length=length,
+                special=False,
+                min_lower=2,
+                min_upper=2,
+                min_numeric=2,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            # Explicit, so every consumer stays secret whatever the provider marks.
+            values[key] = pulumi.Output.secret(generated.result)
+        self.postgres_password = values["postgresPassword"]
+        self.redis_password = values["redisPassword"]
+        self.jwt_secret = values["jwtSecret"]
+        self.admin_password = values["adminPassword"]
+        self.grafana_password = values["grafanaPassword"]
+        self.register_outputs({})

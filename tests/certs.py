@@ -1,0 +1,58 @@
+"""Real X.509 material for tests, made with `cryptography`."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class CertPair:
+    cert_file: Path
+    key_file: Path
+    cert_pem: str
+    key_pem: str
+
+
+def write_self_signed(
+    directory: Path,
+    common_name: str = "localhost",
+    dns_names: tuple[str, ...] = ("localhost",),
+    valid_days: int = 30,
+    not_before_days_ago: int = 1,
+) -> CertPair:
+    """A self-signed server certificate; a negative validity gives an expired one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=not_before_days_ago))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_text(cert_pem)
+    key_file.write_text(key_pem)
+    key_file.chmod(0o600)
+    return CertPair(cert_file, key_file, cert_pem, key_pem)

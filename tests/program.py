@@ -1,0 +1,245 @@
+"""Runs the unmodified Pulumi program under Pulumi's mock runtime and records what it declares.
+
+The recording monitor keeps, per resource, what the engine would see: inputs (with the
+paths that are secret), parent, dependencies and resource options, so tests can check
+wiring (who waits for whom), protection and secrecy, not just property values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MAIN = PROJECT_DIR / "__main__.py"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    dependencies: list[str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    additional_secret_outputs: list[str]
+    inputs: dict[str, Any]
+    secret_paths: set[str]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def is_secret(self, path: str) -> bool:
+        """True when the input at `path` (or any value inside it) is marked secret."""
+        return any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in self.secret_paths)
+
+
+def _secret_paths(value: Any, path: str = "") -> set[str]:
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return {path}
+        found: set[str] = set()
+        for key, inner in value.items():
+            found |= _secret_paths(inner, f"{path}.{key}" if path else key)
+        return found
+    if isinstance(value, list):
+        found = set()
+        for index, inner in enumerate(value):
+            found |= _secret_paths(inner, f"{path}[{index}]")
+        return found
+    return set()
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return _unwrap_secrets(value["value"])
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def _fake_digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class FakeProvider(pulumi.runtime.Mocks):
+    """Computes the outputs a real provider would, deterministically from the inputs."""
+
+    def __init__(self, command_stdout: Mapping[str, str]) -> None:
+        self.command_stdout = command_stdout
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        token = args.typ
+        if token == "docker:index/container:Container":
+            state.setdefault("name", f"{args.name}-{_fake_digest(args.name)[:7]}")
+        elif token == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = "sha256:" + _fake_digest(args.inputs["name"])
+        elif token == "docker:index/image:Image":
+            state["repoDigest"] = "sha256:" + _fake_digest(args.inputs.get("build"))
+        elif token == "random:index/randomPassword:RandomPassword":
+            state["result"] = ("Mock" + _fake_digest(args.name) * 2)[: int(args.inputs["length"])]
+        elif token == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = "-----BEGIN PRIVATE KEY-----\nmock\n-----END PRIVATE KEY-----\n"
+        elif token == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = "-----BEGIN CERTIFICATE-----\nmock\n-----END CERTIFICATE-----\n"
+            state["validityEndTime"] = "2027-11-28T00:00:00Z"
+        elif token == "command:local:Command":
+            state["stdout"] = next((v for k, v in self.command_stdout.items() if args.name.endswith(k)), "")
+            state["stderr"] = ""
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            raw = json_format.MessageToDict(request.object)
+            record = Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                protect=request.protect,
+                retain_on_delete=request.retainOnDelete,
+                delete_before_replace=request.deleteBeforeReplace,
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                inputs=_unwrap_secrets(pulumi.runtime.rpc.deserialize_properties(request.object)),
+                secret_paths=_secret_paths(raw),
+                state=self.resources[response.urn].state if response.urn in self.resources else {},
+            )
+            self.registered.append(record)
+        return response
+
+
+@dataclass
+class Deployment:
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def of_type(self, token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == token]
+
+    def named(self, name: str) -> Registered:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {[r.name for r in self.resources]}"
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def containers(self, role: str) -> list[Registered]:
+        return [
+            r
+            for r in self.of_type("docker:index/container:Container")
+            if {"label": "catalogizer.role", "value": role} in r.inputs.get("labels", [])
+        ]
+
+    def container(self, role: str) -> Registered:
+        (only,) = self.containers(role)
+        return only
+
+    def env(self, resource: Registered) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in resource.inputs.get("envs", []))
+
+    def waits_for(self, dependent: Registered, dependency: Registered) -> bool:
+        """True when `dependent` cannot be created before `dependency`, directly or through others."""
+        seen: set[str] = set()
+        stack = list(dependent.dependencies)
+        while stack:
+            urn = stack.pop()
+            if urn == dependency.urn:
+                return True
+            if urn in seen:
+                continue
+            seen.add(urn)
+            stack.extend(self.by_urn(urn).dependencies if any(r.urn == urn for r in self.resources) else [])
+        return False
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` map of a committed Pulumi.<stack>.yaml."""
+    data = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+    return dict(data.get("config") or {})
+
+
+def _as_config_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+class ProgramFailed(Exception):
+    def __init__(self, error: BaseException, declared: list[Registered]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.declared = declared
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, Any],
+    *,
+    secret_keys: tuple[str, ...] = (),
+    cwd: Path = PROJECT_DIR,
+    command_stdout: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Runs __main__.py for `stack` with `config` (keys with or without the catalogizer: prefix)."""
+    full = {(k if ":" in k else f"catalogizer:{k}"): _as_config_value(v) for k, v in config.items()}
+    secrets = [k if ":" in k else f"catalogizer:{k}" for k in secret_keys]
+    pulumi.runtime.set_all_config(full, secrets)
+    mocks = FakeProvider(command_stdout or {})
+    monitor = RecordingMonitor(mocks)
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project="catalogizer", stack=stack, preview=False, monitor=monitor)
+    with _cwd(cwd):
+        try:
+            _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
+        except Exception as exc:
+            raise ProgramFailed(exc, monitor.registered) from exc
+    root = runtime_settings.get_root_resource()
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+    for name, value in getattr(root, "outputs", {}).items():
+        output = pulumi.Output.from_input(value)
+        outputs[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secret_outputs.add(name)
+    return Deployment(monitor.registered, outputs, secret_outputs)
+
