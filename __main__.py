@@ -29,11 +29,9 @@ tls = Tls("tls", TlsArgs(settings))
 image = ApiImage("api-image", ApiImageArgs(settings))
 api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
+rollout = rollout_fingerprint(image.ref, api_env)
 backup = PreUpdateBackup(
-    "backup",
-    PreUpdateBackupArgs(
-        settings, postgres.container, postgres.container_name, pg_password, rollout_fingerprint(image.ref, api_env)
-    ),
+    "backup", PreUpdateBackupArgs(settings, postgres.container, postgres.container_name, pg_password, rollout)
 )
 gates: list[pulumi.Resource] = [postgres.container, redis.container, backup.command]
 if settings.restore is not None:
@@ -54,6 +52,7 @@ health = HealthCheck(
         redis.container_name,
         redis_password,
         tls.cert_pem,
+        rollout,
     ),
 )
 containers: dict[str, pulumi.Input] = {

@@ -23,6 +23,7 @@ class HealthCheckArgs:
     redis_container_name: pulumi.Input[str]
     redis_password: pulumi.Input[str]
     cert_pem: pulumi.Input[str] | None
+    rollout_fingerprint: pulumi.Input[str]
 
 
 class HealthCheck(pulumi.ComponentResource):
@@ -54,8 +55,8 @@ class HealthCheck(pulumi.ComponentResource):
             create=script_command("health_check.py"),
             dir=str(PROJECT_DIR),
             environment=environment,
-            # A replaced container has a new ID, so every rollout is verified again.
-            triggers=[c.id for c in watched],
+            # Every rollout, and any replaced container (new ID), is verified again.
+            triggers=[args.rollout_fingerprint, *[c.id for c in watched]],
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=watched,

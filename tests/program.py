@@ -47,8 +47,12 @@ class Registered:
     state: dict[str, Any] = field(default_factory=dict)
 
     def is_secret(self, path: str) -> bool:
-        """True when the input at `path` (or any value inside it) is marked secret."""
-        return any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p in self.secret_paths)
+        """True when the input at `path` is secret itself, sits inside a secret, or holds one."""
+
+        def within(inner: str, outer: str) -> bool:
+            return inner == outer or inner.startswith(outer + ".") or inner.startswith(outer + "[")
+
+        return any(within(path, p) or within(p, path) for p in self.secret_paths)
 
 
 def _secret_paths(value: Any, path: str = "") -> set[str]:
@@ -117,7 +121,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registered: list[Registered] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = json_format.MessageToDict(request.object)
@@ -242,4 +246,3 @@ def run_program(
         if _sync_await(output.is_secret()):
             secret_outputs.add(name)
     return Deployment(monitor.registered, outputs, secret_outputs)
-

@@ -42,10 +42,16 @@ class Workspace:
             dockerfile = root / checkout / "catalog-api" / "Dockerfile"
             dockerfile.parent.mkdir(parents=True)
             dockerfile.write_text("FROM scratch\n")
-        self.certs: CertPair = write_self_signed(self.project / "ssl", "catalogizer.example.com", ("catalogizer.example.com",))
+        self.certs: CertPair = write_self_signed(
+            self.project / "ssl", "catalogizer.example.com", ("catalogizer.example.com",)
+        )
 
     def deploy(
-        self, stack: str, overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, str] | None = None, **kw: Any
+        self,
+        stack: str,
+        overrides: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        **kw: Any,
     ) -> Deployment:
         config = merged(stack_config(stack), overrides or {})
         config.update({f"catalogizer:{k}": v for k, v in (secrets or {}).items()})

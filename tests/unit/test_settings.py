@@ -28,7 +28,11 @@ BAD_INPUTS = [
     ("dev", {"api": {"source": "../nowhere"}}, ["catalogizer:api.source", "no catalog-api/Dockerfile"]),
     ("prod", {"tls": {"certFile": "ssl/missing.pem"}}, ["catalogizer:tls.certFile", "cannot read", "missing.pem"]),
     ("prod", {"tls": {"keyFile": None}}, ["catalogizer:tls.keyFile", "required with mode=files"]),
-    ("prod", {"tls": {"mode": "off", "certFile": None, "keyFile": None}}, ["catalogizer:tls.mode", "refused", "production"]),
+    (
+        "prod",
+        {"tls": {"mode": "off", "certFile": None, "keyFile": None}},
+        ["catalogizer:tls.mode", "refused", "production"],
+    ),
     ("dev", {"tls": {"certFile": "ssl/cert.pem"}}, ["catalogizer:tls.certFile", "only used with mode=files"]),
     ("dev", {"api": {"memoryMb": 128}}, ["catalogizer:api.memoryMb", "128 MB", "floor of 256 MB"]),
     ("dev", {"redis": {"memoryMb": 32}}, ["catalogizer:redis.memoryMb", "floor of 64 MB"]),
@@ -90,7 +94,9 @@ def test_files_mode_expired_certificate(workspace: Workspace, tmp_path: Path) ->
 def test_files_mode_unreadable_key_is_named(workspace: Workspace) -> None:
     workspace.certs.key_file.write_text("not a key")
     failure = workspace.fails("prod")
-    assert "catalogizer:tls.keyFile" in str(failure.error) and "not an unencrypted PEM private key" in str(failure.error)
+    assert "catalogizer:tls.keyFile" in str(failure.error) and "not an unencrypted PEM private key" in str(
+        failure.error
+    )
 
 
 def test_restore_from_a_corrupt_dump_is_refused(workspace: Workspace) -> None:

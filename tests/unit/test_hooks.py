@@ -1,0 +1,107 @@
+"""Wiring of the pulumi-command hooks: order, triggers and how secrets reach them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from conftest import Workspace
+from program import Deployment
+
+COMMAND = "command:local:Command"
+BACKUP_STDOUT = json.dumps(
+    {"file": "/b/x.dump", "bytes": 10, "sha256": "ab", "seconds": 0.5, "unexpected": "not exported"}
+)
+
+
+def _dump(workspace: Workspace) -> str:
+    dump = workspace.project / "backups" / "catalogizer-dev_20261128T000000000Z.dump"
+    dump.parent.mkdir(exist_ok=True)
+    dump.write_bytes(b"PGDMP fake but checksummed")
+    (dump.parent / (dump.name + ".sha256")).write_text(hashlib.sha256(dump.read_bytes()).hexdigest() + "  x\n")
+    return str(dump)
+
+
+def test_backup_runs_before_any_api_container(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"api": {"replicas": 2}})
+    backup = deployment.named("backup-pg-dump")
+    assert backup.inputs["create"] == "python3 scripts/backup.py"
+    for api in deployment.containers("api"):
+        assert backup.urn in api.dependencies
+    assert deployment.waits_for(backup, deployment.container("postgres"))
+    env = backup.inputs["environment"]
+    assert env["PG_CONTAINER"] == "catalogizer-dev-postgres" and env["BACKUP_KEEP"] == "5"
+    assert env["BACKUP_DIR"] == str(workspace.project / "backups" / "dev")
+    assert backup.is_secret("environment.PGPASSWORD")
+    assert set(backup.additional_secret_outputs) >= {"stdout", "stderr"}
+
+
+def test_backup_and_health_rerun_when_the_api_image_changes(workspace: Workspace) -> None:
+    before = workspace.deploy("dev")
+    after = workspace.deploy("dev", {"api": {"goVersion": "1.26"}})
+    for name in ("backup-pg-dump", "health-verify"):
+        assert before.named(name).inputs["triggers"] != after.named(name).inputs["triggers"], name
+    same = workspace.deploy("dev")
+    assert same.named("backup-pg-dump").inputs["triggers"] == before.named("backup-pg-dump").inputs["triggers"]
+
+
+def test_backup_reruns_when_the_api_environment_changes(workspace: Workspace) -> None:
+    before = workspace.deploy("dev").named("backup-pg-dump").inputs["triggers"]
+    after = workspace.deploy("dev", {"api": {"logLevel": "warn"}}).named("backup-pg-dump").inputs["triggers"]
+    assert before != after
+
+
+def test_health_check_waits_for_nginx_and_every_api_container(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"api": {"replicas": 2}})
+    health = deployment.named("health-verify")
+    watched = [*deployment.containers("api"), deployment.container("nginx")]
+    for container in watched:
+        assert container.urn in health.dependencies
+    env = health.inputs["environment"]
+    assert env["HEALTH_URL"] == "https://localhost:8443/health"
+    assert env["HEALTH_CA_PEM"] == deployment.outputs["tlsCertificate"]
+    assert env["API_CONTAINERS"] == ",".join(deployment.outputs["containers"]["api"])
+    assert health.is_secret("environment.REDIS_PASSWORD")
+    assert health.inputs["create"] == "python3 scripts/health_check.py"
+
+
+def test_secrets_reach_commands_only_through_environment(prod: Deployment) -> None:
+    secrets = [prod.outputs[k] for k in ("adminPassword", "postgresPassword", "redisPassword")]
+    for command in prod.of_type(COMMAND):
+        visible = json.dumps({k: v for k, v in command.inputs.items() if k not in ("environment", "triggers")})
+        assert not any(secret in visible for secret in secrets), command.name
+        for key, value in command.inputs["environment"].items():
+            if value in secrets:
+                assert command.is_secret(f"environment.{key}"), (command.name, key)
+
+
+def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", command_stdout={"backup-pg-dump": BACKUP_STDOUT})
+    assert deployment.outputs["lastBackup"] == {"file": "/b/x.dump", "bytes": 10, "sha256": "ab", "seconds": 0.5}
+    assert "lastBackup" not in deployment.secret_outputs
+
+
+def test_no_restore_without_restore_from(dev: Deployment) -> None:
+    assert [c.name for c in dev.of_type(COMMAND)] == ["backup-pg-dump", "health-verify"]
+
+
+def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:
+    dump = _dump(workspace)
+    deployment = workspace.deploy("dev", {"restoreFrom": dump})
+    restore = deployment.named("restore-pg-restore")
+    assert restore.inputs["create"] == "python3 scripts/restore.py"
+    assert restore.inputs["environment"]["RESTORE_FILE"] == dump
+    assert deployment.named("backup-pg-dump").urn in restore.dependencies
+    api = deployment.container("api")
+    assert restore.urn in api.dependencies
+    sha = hashlib.sha256(open(dump, "rb").read()).hexdigest()  # noqa: SIM115
+    assert restore.inputs["triggers"] == [dump, sha]
+    # The API containers are recreated after a restore.
+    assert {"label": "catalogizer.restored-from", "value": sha} in api.inputs["labels"]
+    assert "catalogizer.restored-from" not in json.dumps(workspace.deploy("dev").container("api").inputs["labels"])
+
+
+def test_hooks_follow_the_provider_docker_host(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"docker:host": "ssh://deploy@docker-host"})
+    for command in deployment.of_type(COMMAND):
+        assert command.inputs["environment"]["DOCKER_HOST"] == "ssh://deploy@docker-host"

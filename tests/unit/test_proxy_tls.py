@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import datetime
+
+from conftest import Workspace
+from program import Deployment
+
+from components.proxy import CONF_PATH
+from rendering.nginx import NginxSite, render_nginx_conf
+
+
+def _uploads(container) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in container.inputs["uploads"]}
+
+
+def test_proxy_delivers_rendered_config_and_tls_material(dev: Deployment) -> None:
+    nginx = dev.container("nginx")
+    files = _uploads(nginx)
+    conf = files[CONF_PATH]
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert "return 301 https://$host:8443$request_uri;" in conf
+    assert "Strict-Transport-Security" not in conf  # not production
+    assert files["/etc/nginx/tls/cert.pem"] == dev.outputs["tlsCertificate"]
+    key_index = list(files).index("/etc/nginx/tls/key.pem")
+    assert nginx.is_secret(f"uploads[{key_index}].content")
+    assert not nginx.is_secret("uploads[0].content")
+    assert {(p["internal"], p["external"]) for p in nginx.inputs["ports"]} == {(80, 8080), (443, 8443)}
+    assert nginx.delete_before_replace
+    assert nginx.inputs["healthcheck"]["tests"][-1] == "http://127.0.0.1:80/nginx-health"
+    assert nginx.inputs["memory"] == 256
+    assert dev.named("proxy-image").inputs["name"] == "nginx:1.27-alpine"
+    assert dev.outputs["url"] == "https://localhost:8443"
+    assert dev.outputs["healthUrl"] == "https://localhost:8443/health"
+
+
+def test_production_config_has_hsts_and_standard_ports(prod: Deployment) -> None:
+    nginx = prod.container("nginx")
+    conf = _uploads(nginx)[CONF_PATH]
+    assert "Strict-Transport-Security" in conf and "return 301 https://$host$request_uri;" in conf
+    assert {(p["internal"], p["external"]) for p in nginx.inputs["ports"]} == {(80, 80), (443, 443)}
+    assert prod.outputs["url"] == "https://catalogizer.example.com"
+
+
+def test_rendered_config_is_the_pure_function_output(dev: Deployment) -> None:
+    conf = _uploads(dev.container("nginx"))[CONF_PATH]
+    assert conf == render_nginx_conf(
+        NginxSite(server_name="localhost", tls_enabled=True, hsts=False, public_https_port=8443)
+    )
+
+
+def test_tls_off_serves_plain_http_outside_production(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"appEnv": "staging", "tls": {"mode": "off"}})
+    nginx = deployment.container("nginx")
+    assert set(_uploads(nginx)) == {CONF_PATH}
+    assert [(p["internal"], p["external"]) for p in nginx.inputs["ports"]] == [(80, 8080)]
+    assert deployment.outputs["url"] == "http://localhost:8080"
+    assert deployment.outputs["tlsCertificate"] is None
+
+
+def test_self_signed_certificate(dev: Deployment) -> None:
+    cert = dev.named("tls-cert")
+    assert cert.inputs["dnsNames"] == ["localhost"]
+    assert cert.inputs["ipAddresses"] == ["127.0.0.1"]
+    assert cert.inputs["earlyRenewalHours"] >= 24 * 7
+    assert cert.inputs["validityPeriodHours"] > cert.inputs["earlyRenewalHours"]
+    assert "server_auth" in cert.inputs["allowedUses"]
+    assert cert.inputs["subject"]["commonName"] == "localhost"
+    assert dev.outputs["tlsExpiry"] == cert.state["validityEndTime"]
+    assert dev.named("tls-key").parent == cert.parent
+
+
+def test_self_signed_certificate_names_the_domain(workspace: Workspace) -> None:
+    cert = workspace.deploy("dev", {"domain": "catalog.internal"}).named("tls-cert")
+    assert cert.inputs["dnsNames"] == ["catalog.internal", "localhost"]
+
+
+def test_files_mode_uses_the_operator_files(workspace: Workspace, prod: Deployment) -> None:
+    files = _uploads(prod.container("nginx"))
+    assert files["/etc/nginx/tls/cert.pem"] == workspace.certs.cert_pem
+    assert files["/etc/nginx/tls/key.pem"] == workspace.certs.key_pem
+    assert prod.outputs["tlsCertificate"] == workspace.certs.cert_pem
+    expiry = datetime.datetime.strptime(prod.outputs["tlsExpiry"], "%Y-%m-%dT%H:%M:%SZ")
+    assert 28 <= (expiry - datetime.datetime.now()).days <= 31
+    assert not prod.of_type("tls:index/selfSignedCert:SelfSignedCert")
