@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 NOTES_VARIABLES = {
     "HOST": "0.0.0.0",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 COMMAND = "command:local:Command"
 BACKUP_STDOUT = json.dumps(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 
 def test_postgres_container(dev: Deployment) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 CONTAINER = "docker:index/container:Container"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import datetime
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 from components.proxy import CONF_PATH
 from rendering.nginx import NginxSite, render_nginx_conf

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 from rendering.redis import CONF_PATH
 

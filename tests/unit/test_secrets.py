@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from conftest import Workspace
 from program import Deployment
+from workspace import Workspace
 
 RANDOM = "random:index/randomPassword:RandomPassword"
 SUPPLIED_JWT = "an-operator-supplied-jwt-secret-of-plenty-length-0123456789"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from certs import write_self_signed
-from conftest import Workspace
+from workspace import Workspace
 
 from settings import ConfigError
 
