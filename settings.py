@@ -262,7 +262,7 @@ class _Loader:
             return _Section(key, None, allowed)
         try:
             parsed = self.config.get_object(name)
-        except Exception:  # noqa: BLE001 - the SDK raises several JSON error types
+        except Exception:
             parsed = raw  # a plain string: _Section reports it with the fix
         return _Section(key, parsed, allowed)
 
