@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Pre-update backup: a verified pg_dump of the Catalogizer database.
+
+Run by `pulumi up` before any API container is replaced; an operator can run it by hand:
+
+    PG_CONTAINER=catalogizer-prod-postgres PGUSER=catalogizer PGDATABASE=catalogizer \
+    PGPASSWORD=... BACKUP_DIR=backups BACKUP_KEEP=10 STACK_NAME=prod python3 scripts/backup.py
+
+The dump is streamed to a hidden temporary file and renamed only after it is complete,
+synced and readable by pg_restore, so a file with the final name is always a whole dump.
+stdout is one JSON object: file, bytes, sha256, seconds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hooklib import HookError, docker, emit, env, env_int, fail, require_running, scrub
+
+CHUNK = 1024 * 1024
+DUMP_SUFFIX = ".dump"
+CHECKSUM_SUFFIX = ".sha256"
+
+
+@dataclass(frozen=True)
+class Database:
+    container: str
+    user: str
+    name: str
+
+    @classmethod
+    def from_env(cls) -> Database:
+        return cls(container=env("PG_CONTAINER"), user=env("PGUSER"), name=env("PGDATABASE"))
+
+    def exec_args(self, *command: str, stdin: bool = False) -> list[str]:
+        # `-e PGPASSWORD` copies the value from our environment; it never appears on argv.
+        return ["exec", *(["-i"] if stdin else []), "-e", "PGPASSWORD", self.container, *command]
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    file: Path
+    bytes: int
+    sha256: str
+    seconds: float
+
+    def summary(self) -> dict[str, object]:
+        return {"file": str(self.file), "bytes": self.bytes, "sha256": self.sha256, "seconds": round(self.seconds, 3)}
+
+
+def safe_stack_name(stack: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", stack):
+        raise HookError(f"STACK_NAME {stack!r} may hold only letters, digits, '.', '_' and '-'")
+    return stack
+
+
+def dump_name(stack: str, now: datetime.datetime) -> str:
+    # Milliseconds keep two backups in the same second apart; the name sorts by time.
+    return f"{stack}_{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z{DUMP_SUFFIX}"
+
+
+def dumps_of(directory: Path, stack: str) -> list[Path]:
+    pattern = re.compile(rf"{re.escape(stack)}_\d{{8}}T\d{{9}}Z{re.escape(DUMP_SUFFIX)}")
+    return sorted(p for p in directory.iterdir() if pattern.fullmatch(p.name))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(target)
+
+
+def verify_dump(db: Database, path: Path) -> int:
+    """Reads the dump's table of contents back with pg_restore; returns its entry count."""
+    with path.open("rb") as handle:
+        result = docker(db.exec_args("pg_restore", "--list", stdin=True), stdin=handle.fileno(), timeout=3600)
+    if result.returncode != 0:
+        raise HookError(f"pg_restore cannot read {path.name}: {scrub(result.stderr.decode(errors='replace')).strip()}")
+    return sum(1 for line in result.stdout.decode(errors="replace").splitlines() if line and not line.startswith(";"))
+
+
+def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
+    started = time.monotonic()
+    require_running(db.container, "PostgreSQL")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise HookError(f"cannot create backup folder {directory}: {exc.strerror}") from None
+    final = directory / dump_name(stack, datetime.datetime.now(datetime.UTC))
+    partial = directory / f".{final.name}.partial"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            process = subprocess.Popen(
+                ["docker", *db.exec_args("pg_dump", "--format=custom", "--username", db.user, "--dbname", db.name)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert process.stdout is not None and process.stderr is not None
+            try:
+                # Hash while streaming, so verification costs no second read of a large dump.
+                while chunk := process.stdout.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            finally:
+                process.stdout.close()
+                stderr = process.stderr.read().decode(errors="replace")
+                code = process.wait()
+        if code != 0:
+            raise HookError(f"pg_dump of {db.name} in {db.container} failed (exit {code}): {scrub(stderr).strip()}")
+        if size == 0:
+            raise HookError(f"pg_dump of {db.name} produced an empty file")
+        verify_dump(db, partial)
+        # The checksum goes first, so a dump under its final name always has one beside it.
+        checksum = f"{digest.hexdigest()}  {final.name}\n".encode()
+        _write_atomically(final.with_name(final.name + CHECKSUM_SUFFIX), checksum)
+        partial.replace(final)
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise HookError(f"cannot write the dump to {directory}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return BackupResult(file=final.resolve(), bytes=size, sha256=digest.hexdigest(), seconds=time.monotonic() - started)
+
+
+def apply_retention(directory: Path, stack: str, keep: int, spare: tuple[Path, ...] = ()) -> list[Path]:
+    """Deletes all but the newest `keep` dumps of this stack (and their checksums), never one in `spare`."""
+    removed = []
+    spared = {p.resolve() for p in spare}
+    for old in dumps_of(directory, stack)[:-keep]:
+        if old.resolve() in spared:
+            continue
+        old.unlink()
+        old.with_name(old.name + CHECKSUM_SUFFIX).unlink(missing_ok=True)
+        removed.append(old)
+    return removed
+
+
+def main() -> None:
+    try:
+        stack = safe_stack_name(env("STACK_NAME"))
+        keep = env_int("BACKUP_KEEP", 10)
+        if keep < 1:
+            raise HookError("BACKUP_KEEP must be at least 1")
+        directory = Path(env("BACKUP_DIR"))
+        result = take_backup(Database.from_env(), directory, stack)
+        apply_retention(directory, stack, keep)
+    except HookError as exc:
+        fail(f"backup failed: {exc}")
+    emit(result.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Shared plumbing for the deploy hooks: environment, docker CLI calls, safe error output.
+
+The hooks get every secret through their environment (never argv) and hand it on to
+`docker exec` with `-e NAME`, which copies the value from our environment without
+putting it on any command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH")
+
+
+class HookError(Exception):
+    """A failure the operator must act on; the message is printed as is (after scrubbing)."""
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise HookError(f"environment variable {name} is required")
+    return value
+
+
+def env_int(name: str, default: int | None = None) -> int:
+    raw = env(name, None if default is None else str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise HookError(f"environment variable {name} must be a whole number, got {raw!r}") from None
+
+
+def scrub(text: str) -> str:
+    """Removes any secret value we were given from text bound for logs or errors."""
+    for name in SECRET_ENV:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def docker(
+    args: Sequence[str],
+    *,
+    stdin: int | None = None,
+    stdout: int | None = subprocess.PIPE,
+    input_bytes: bytes | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Runs the docker CLI, which honours DOCKER_HOST from our environment."""
+    return subprocess.run(
+        ["docker", *args],
+        stdin=stdin,
+        input=input_bytes,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def container_running(name: str) -> tuple[bool, str]:
+    result = docker(["inspect", "--format", "{{.State.Status}}", name], timeout=30)
+    if result.returncode != 0:
+        return False, scrub(result.stderr.decode(errors="replace").strip()) or f"no container {name}"
+    status = result.stdout.decode().strip()
+    return status == "running", f"container {name} is {status}"
+
+
+def require_running(name: str, role: str) -> None:
+    running, detail = container_running(name)
+    if not running:
+        raise HookError(f"{role} is not reachable: {detail}")
+
+
+def container_log_tail(name: str, lines: int = 20) -> str:
+    result = docker(["logs", "--tail", str(lines), name], stdout=subprocess.PIPE, timeout=30)
+    text = (result.stdout + result.stderr).decode(errors="replace").rstrip()
+    return scrub(text) if text else "(no log lines)"
+
+
+def emit(summary: dict[str, object]) -> None:
+    """The hook's one line of stdout: a JSON object Pulumi exports as a stack output."""
+    sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str) -> NoReturn:
+    sys.stderr.write(scrub(message).rstrip() + "\n")
+    sys.exit(1)

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Restore for rollback: replace the Catalogizer database with a verified dump.
+
+Run by `pulumi up` when `catalogizer:restoreFrom` is set or changed, before the API
+containers are recreated. Steps, each of which stops the run on failure:
+1. the dump matches the sha256 written beside it and pg_restore can read it;
+2. a safety dump of the current database is taken (same naming and retention as backups);
+3. this stack's API containers are stopped, so nothing writes during the restore;
+4. the schema is dropped and the dump replayed in ONE transaction: a failure leaves
+   the database exactly as it was.
+stdout is one JSON object: restored file, its sha256, the safety dump, seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backup import CHECKSUM_SUFFIX, CHUNK, Database, apply_retention, safe_stack_name, take_backup, verify_dump
+from hooklib import HookError, docker, emit, env, env_int, fail, scrub
+
+# Tables added by a newer migration must go too, which `pg_restore --clean` alone would keep.
+PROLOGUE = b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public AUTHORIZATION pg_database_owner;\n"
+
+
+def check_file(path: Path) -> str:
+    sidecar = path.with_name(path.name + CHECKSUM_SUFFIX)
+    if not path.is_file():
+        raise HookError(f"{path} does not exist")
+    try:
+        expected = sidecar.read_text().split()[0].lower()
+    except (OSError, IndexError):
+        raise HookError(f"{sidecar} is missing or empty; restore only dumps written by the backup hook") from None
+    with path.open("rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != expected:
+        raise HookError(f"{path} does not match its sha256 ({actual} != {expected}): corrupt or truncated")
+    return actual
+
+
+def stop_api_containers(stack_label: str) -> list[str]:
+    listed = docker(
+        ["ps", "-q", "--filter", f"label=catalogizer.stack={stack_label}", "--filter", "label=catalogizer.role=api"],
+        timeout=30,
+    )
+    if listed.returncode != 0:
+        raise HookError(f"cannot list API containers: {scrub(listed.stderr.decode(errors='replace')).strip()}")
+    ids = listed.stdout.decode().split()
+    if ids:
+        stopped = docker(["stop", "--time", "30", *ids], timeout=120)
+        if stopped.returncode != 0:
+            raise HookError(f"cannot stop API containers: {scrub(stopped.stderr.decode(errors='replace')).strip()}")
+    return ids
+
+
+def replay(db: Database, path: Path) -> None:
+    """pg_restore turns the dump into SQL; psql applies it with the prologue as one transaction."""
+    psql = subprocess.Popen(
+        [
+            "docker",
+            *db.exec_args(
+                "psql",
+                "--quiet",
+                "--no-psqlrc",
+                "--single-transaction",
+                "--set",
+                "ON_ERROR_STOP=1",
+                "--username",
+                db.user,
+                "--dbname",
+                db.name,
+                "--output",
+                "/dev/null",
+                stdin=True,
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert psql.stdin is not None and psql.stderr is not None
+    with path.open("rb") as dump:
+        to_sql = subprocess.Popen(
+            ["docker", *db.exec_args("pg_restore", "--no-owner", "--no-privileges", "--file", "-", stdin=True)],
+            stdin=dump,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert to_sql.stdout is not None and to_sql.stderr is not None
+        try:
+            psql.stdin.write(PROLOGUE)
+            while chunk := to_sql.stdout.read(CHUNK):
+                psql.stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # psql stopped early; its exit status and stderr say why.
+        finally:
+            to_sql.stdout.close()
+            restore_err = to_sql.stderr.read().decode(errors="replace")
+            restore_code = to_sql.wait()
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+            psql_err = psql.stderr.read().decode(errors="replace")
+            psql_code = psql.wait()
+    if restore_code != 0:
+        raise HookError(f"pg_restore could not read {path.name} (exit {restore_code}): {scrub(restore_err).strip()}")
+    if psql_code != 0:
+        raise HookError(
+            f"replaying {path.name} failed and was rolled back (exit {psql_code}): {scrub(psql_err).strip()}"
+        )
+
+
+def main() -> None:
+    started = time.monotonic()
+    try:
+        stack = safe_stack_name(env("STACK_NAME"))
+        directory = Path(env("BACKUP_DIR"))
+        keep = env_int("BACKUP_KEEP", 10)
+        source = Path(env("RESTORE_FILE"))
+        db = Database.from_env()
+        sha256 = check_file(source)
+        verify_dump(db, source)
+        safety = take_backup(db, directory, stack)
+        stopped = stop_api_containers(env("API_STACK_LABEL"))
+        replay(db, source)
+        apply_retention(directory, stack, keep, spare=(source,))
+    except HookError as exc:
+        fail(f"restore failed: {exc}")
+    emit(
+        {
+            "restored": str(source.resolve()),
+            "sha256": sha256,
+            "safetyDump": str(safety.file),
+            "stoppedApiContainers": len(stopped),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
