@@ -40,6 +40,28 @@ REDIS_PORT = 6379
 LOG_MAX_SIZE = "10m"
 LOG_MAX_FILE = "5"
 
+STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
+    "api": (
+        "source",
+        "dockerfile",
+        "goVersion",
+        "image",
+        "replicas",
+        "memoryMb",
+        "adminUsername",
+        "corsOrigins",
+        "mediaRoot",
+        "logLevel",
+    ),
+    "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
+    "redis": ("image", "memoryMb", "hostPort"),
+    "proxy": ("image", "httpPort", "httpsPort"),
+    "tls": ("mode", "certFile", "keyFile"),
+    "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
+    "backup": ("dir", "keep"),
+    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress"),
+}
+PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
 SECRET_KEYS = ("postgresPassword", "redisPassword", "jwtSecret", "adminPassword", "grafanaPassword")
 
 
@@ -255,8 +277,9 @@ class _Loader:
         self.config = config
         self.is_secret = is_secret
 
-    def section(self, name: str, allowed: tuple[str, ...]) -> _Section:
+    def section(self, name: str) -> _Section:
         key = f"{NAMESPACE}:{name}"
+        allowed = STRUCTURED_KEYS[name]
         raw = self.config.get(name)
         if raw is None:
             return _Section(key, None, allowed)
@@ -287,13 +310,31 @@ class _Loader:
         return value
 
 
+def _configured_keys() -> set[str]:
+    # The engine hands config over either in-process or through PULUMI_CONFIG.
+    return set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+
+
+def _check_top_level_keys(keys: set[str]) -> None:
+    known = (*PLAIN_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS)
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{NAMESPACE}:{close[0]}'?" if close else ""
+        raise ConfigError(f"{key}: unknown key.{hint} Remove it with `pulumi config rm {key}`.")
+
+
 def load_settings(
     config: pulumi.Config | None = None,
     stack: str | None = None,
     is_secret: Callable[[str], bool] | None = None,
     docker_config: pulumi.Config | None = None,
+    configured_keys: set[str] | None = None,
 ) -> Settings:
     """Validates the whole stack configuration; raises ConfigError on the first problem."""
+    _check_top_level_keys(_configured_keys() if configured_keys is None else configured_keys)
     stack = stack or pulumi.get_stack()
     loader = _Loader(
         config or pulumi.Config(NAMESPACE),
@@ -347,21 +388,7 @@ def load_settings(
 
 
 def _load_api(loader: _Loader) -> ApiSettings:
-    s = loader.section(
-        "api",
-        (
-            "source",
-            "dockerfile",
-            "goVersion",
-            "image",
-            "replicas",
-            "memoryMb",
-            "adminUsername",
-            "corsOrigins",
-            "mediaRoot",
-            "logLevel",
-        ),
-    )
+    s = loader.section("api")
     source_text = s.text("source", None)
     image = s.text("image", None)
     if (source_text is None) == (image is None):
@@ -418,7 +445,7 @@ def _load_api(loader: _Loader) -> ApiSettings:
 
 
 def _load_postgres(loader: _Loader) -> PostgresSettings:
-    s = loader.section("postgres", ("image", "user", "database", "memoryMb", "hostPort"))
+    s = loader.section("postgres")
     names = {}
     for field in ("user", "database"):
         value = s.text(field, "catalogizer")
@@ -438,7 +465,7 @@ def _load_postgres(loader: _Loader) -> PostgresSettings:
 
 
 def _load_redis(loader: _Loader) -> RedisSettings:
-    s = loader.section("redis", ("image", "memoryMb", "hostPort"))
+    s = loader.section("redis")
     image = s.text("image", "redis:7-alpine")
     assert image is not None
     return RedisSettings(
@@ -447,7 +474,7 @@ def _load_redis(loader: _Loader) -> RedisSettings:
 
 
 def _load_proxy(loader: _Loader) -> ProxySettings:
-    s = loader.section("proxy", ("image", "httpPort", "httpsPort"))
+    s = loader.section("proxy")
     image = s.text("image", "nginx:1.27-alpine")
     http_port = _port(s, "httpPort", 80)
     https_port = _port(s, "httpsPort", 443)
@@ -456,7 +483,7 @@ def _load_proxy(loader: _Loader) -> ProxySettings:
 
 
 def _load_tls(loader: _Loader, app_env: str) -> TlsSettings:
-    s = loader.section("tls", ("mode", "certFile", "keyFile"))
+    s = loader.section("tls")
     mode = s.choice("mode", "selfSigned", TLS_MODES)
     if mode == "off" and app_env == "production":
         raise ConfigError(
@@ -516,7 +543,7 @@ def _load_tls(loader: _Loader, app_env: str) -> TlsSettings:
 
 
 def _load_monitoring(loader: _Loader) -> MonitoringSettings:
-    s = loader.section("monitoring", ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"))
+    s = loader.section("monitoring")
     prom_image = s.text("prometheusImage", "prom/prometheus:v2.53.2")
     grafana_image = s.text("grafanaImage", "grafana/grafana:11.2.0")
     prom_port = _port(s, "prometheusPort", 9090)
@@ -532,7 +559,7 @@ def _load_monitoring(loader: _Loader) -> MonitoringSettings:
 
 
 def _load_backup(loader: _Loader) -> BackupSettings:
-    s = loader.section("backup", ("dir", "keep"))
+    s = loader.section("backup")
     directory = s.text("dir", "backups")
     keep = s.integer("keep", 10, 1, 1000)
     assert directory is not None and keep is not None
@@ -540,7 +567,7 @@ def _load_backup(loader: _Loader) -> BackupSettings:
 
 
 def _load_health(loader: _Loader) -> HealthSettings:
-    s = loader.section("health", ("timeoutSeconds", "intervalSeconds", "probeAddress"))
+    s = loader.section("health")
     timeout = s.integer("timeoutSeconds", 120, 5, 3600)
     interval = s.integer("intervalSeconds", 2, 1, 60)
     probe = s.text("probeAddress", "127.0.0.1")

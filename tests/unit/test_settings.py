@@ -40,6 +40,8 @@ BAD_INPUTS = [
     ("dev", {"api": {"replica": 2}}, ["catalogizer:api", "unknown key 'replica'", "Did you mean 'replicas'?"]),
     ("dev", {"postgres": {"hostport": 5432}}, ["unknown key 'hostport'", "'hostPort'"]),
     ("dev", {"monitoring": {"enable": True}}, ["catalogizer:monitoring", "unknown key 'enable'"]),
+    ("dev", {"replicas": 2}, ["catalogizer:replicas: unknown key", "pulumi config rm catalogizer:replicas"]),
+    ("dev", {"restorefrom": "x"}, ["catalogizer:restorefrom: unknown key", "Did you mean 'catalogizer:restoreFrom'?"]),
     ("dev", {"api": "just-a-string"}, ["catalogizer:api", "expected an object"]),
     ("dev", {"api": {"corsOrigins": "catalog.example.com"}}, ["catalogizer:api.corsOrigins", "not an origin"]),
     ("dev", {"api": {"logLevel": "verbose"}}, ["catalogizer:api.logLevel", "debug, info, warn, error"]),
