@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Benchmark: the backup hook against a plain `pg_dump` of the same database to the same disk.
+
+Fills a PostgreSQL container (the locally built test image) with about TARGET_MB of rows,
+then times, in one run: a warm-up dump (discarded), a plain `docker exec pg_dump -Fc > file`,
+and scripts/backup.py (stream + sha256 + fsync + pg_restore --list verification + rename).
+Prints both times and the ratio hook/plain; the goal is at most 1.15.
+
+    python3 benchmarks/backup_overhead.py [--target-mb 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from docker_harness import DockerScope, docker_client  # noqa: E402
+from images.ensure import ensure_images  # noqa: E402
+from services import PG_DB, PG_USER, SCRIPTS, psql_exec, run_hook, start_postgres  # noqa: E402
+
+ROW_BYTES = 200
+
+
+def fill(scope: DockerScope, pg: object, target_mb: int) -> str:
+    rows = target_mb * 1024 * 1024 // ROW_BYTES
+    batch = 1_000_000
+    psql_exec(
+        scope, pg, "CREATE TABLE media (id bigserial PRIMARY KEY, path text, title text, size bigint, seen timestamptz)"
+    )
+    for start in range(0, rows, batch):
+        count = min(batch, rows - start)
+        # md5 text does not compress much, so the dump stays large like real catalog rows.
+        psql_exec(
+            scope,
+            pg,
+            "INSERT INTO media (path, title, size, seen) SELECT "
+            "'/media/library/' || md5(g::text) || '/' || md5((g * 7)::text) || '.mkv', "
+            "'Title ' || md5((g * 13)::text) || ' ' || md5((g * 17)::text), g * 4096, now() "
+            f"FROM generate_series({start + 1}, {start + count}) g",
+        )
+    return psql_exec(scope, pg, f"SELECT pg_size_pretty(pg_database_size('{PG_DB}'))")
+
+
+def plain_dump(pg_name: str, target: Path) -> float:
+    started = time.monotonic()
+    with target.open("wb") as out:
+        subprocess.run(
+            ["docker", "exec", pg_name, "pg_dump", "--format=custom", "--username", PG_USER, "--dbname", PG_DB],
+            stdout=out,
+            check=True,
+        )
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target-mb", type=int, default=1024, help="approximate table size to create")
+    args = parser.parse_args()
+    ensure_images()
+    with DockerScope(docker_client(), test_name="benchmark") as scope, tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+        work = Path(tmp)
+        password = os.urandom(12).hex()
+        pg = start_postgres(scope, scope.network(), scope.volume("bench-data"), password)
+        started = time.monotonic()
+        size = fill(scope, pg, args.target_mb)
+        print(f"database filled: {size} in {time.monotonic() - started:.0f}s")
+        plain_dump(pg.name, work / "warmup.dump")
+        (work / "warmup.dump").unlink()
+        plain = plain_dump(pg.name, work / "plain.dump")
+        dump_bytes = (work / "plain.dump").stat().st_size
+        (work / "plain.dump").unlink()
+        env = {
+            "PG_CONTAINER": pg.name,
+            "PGUSER": PG_USER,
+            "PGDATABASE": PG_DB,
+            "PGPASSWORD": password,
+            "BACKUP_DIR": str(work / "hook"),
+            "BACKUP_KEEP": "1",
+            "STACK_NAME": "bench",
+        }
+        started = time.monotonic()
+        result = run_hook(SCRIPTS / "backup.py", env, timeout=3600)
+        hook = time.monotonic() - started
+        if result.returncode != 0:
+            raise SystemExit(f"backup hook failed: {result.stderr}")
+        summary = json.loads(result.stdout)
+        print(f"dump size: {dump_bytes / 1e6:.0f} MB plain, {summary['bytes'] / 1e6:.0f} MB hook")
+        print(f"plain pg_dump: {plain:.2f}s")
+        print(f"backup hook:   {hook:.2f}s (its own timing {summary['seconds']:.2f}s)")
+        print(f"ratio hook/plain: {hook / plain:.3f} (goal <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()
