@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import pulumi
@@ -12,6 +13,8 @@ from settings import Settings
 SELF_SIGNED_VALIDITY_HOURS = 365 * 24
 # Replaced on the first `pulumi up` inside the last 30 days, long before browsers complain.
 SELF_SIGNED_EARLY_RENEWAL_HOURS = 30 * 24
+# An operator's certificate this close to expiry gets a warning on every `pulumi up`.
+EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,13 @@ class Tls(pulumi.ComponentResource):
         elif mode == "files":
             material = settings.tls
             assert material.cert_pem and material.key_pem and material.not_after
+            days_left = (material.not_after - datetime.datetime.now(datetime.UTC)).days
+            if days_left < EXPIRY_WARNING_DAYS:
+                pulumi.log.warn(
+                    f"catalogizer:tls.certFile: the certificate in {material.cert_file} expires on "
+                    f"{material.not_after:%Y-%m-%d} (in {days_left} days); renew it and run `pulumi up` again.",
+                    resource=self,
+                )
             self.cert_pem = pulumi.Output.from_input(material.cert_pem)
             self.key_pem = pulumi.Output.secret(material.key_pem)
             self.expires_at = pulumi.Output.from_input(material.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"))

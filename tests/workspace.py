@@ -43,7 +43,7 @@ class Workspace:
             dockerfile.parent.mkdir(parents=True)
             dockerfile.write_text("FROM scratch\n")
         self.certs: CertPair = write_self_signed(
-            self.project / "ssl", "catalogizer.example.com", ("catalogizer.example.com",)
+            self.project / "ssl", "catalogizer.example.com", ("catalogizer.example.com",), valid_days=365
         )
 
     def deploy(

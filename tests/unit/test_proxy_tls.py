@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import datetime
+import logging
 
+import pytest
+from certs import write_self_signed
 from program import Deployment
 from workspace import Workspace
 
@@ -80,5 +83,19 @@ def test_files_mode_uses_the_operator_files(workspace: Workspace, prod: Deployme
     assert files["/etc/nginx/tls/key.pem"] == workspace.certs.key_pem
     assert prod.outputs["tlsCertificate"] == workspace.certs.cert_pem
     expiry = datetime.datetime.strptime(prod.outputs["tlsExpiry"], "%Y-%m-%dT%H:%M:%SZ")
-    assert 28 <= (expiry - datetime.datetime.now()).days <= 31
+    assert 363 <= (expiry - datetime.datetime.now()).days <= 365
     assert not prod.of_type("tls:index/selfSignedCert:SelfSignedCert")
+
+
+def test_files_certificate_close_to_expiry_warns(workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    soon = write_self_signed(workspace.project / "soon", "catalogizer.example.com", valid_days=10)
+    workspace.deploy("prod", {"tls": {"certFile": str(soon.cert_file), "keyFile": str(soon.key_file)}})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("catalogizer:tls.certFile" in w and "in 9 days" in w and "renew it" in w for w in warnings), warnings
+
+
+def test_files_certificate_far_from_expiry_does_not_warn(
+    workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace.deploy("prod")  # the workspace certificate is valid for a year
+    assert not [r for r in caplog.records if "expires on" in r.getMessage()]
