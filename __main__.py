@@ -9,6 +9,7 @@ from components.health import HealthCheck, HealthCheckArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.postgres import Postgres, PostgresArgs
+from components.preflight import Preflight, PreflightArgs
 from components.proxy import Proxy, ProxyArgs
 from components.redis import Redis, RedisArgs
 from components.restore import Restore, RestoreArgs
@@ -19,21 +20,26 @@ from settings import load_settings
 
 settings = load_settings()
 secrets = Secrets("secrets", SecretsArgs(settings))
-network = Network("network", NetworkArgs(settings))
-volumes = Volumes("volumes", VolumesArgs(settings))
 pg_password, redis_password = secrets.postgres_password, secrets.redis_password
-postgres = Postgres("postgres", PostgresArgs(settings, network.name, volumes.names["postgres-data"], pg_password))
-redis = Redis("redis", RedisArgs(settings, network.name, volumes.names["redis-data"], redis_password))
-tls = Tls("tls", TlsArgs(settings))
-
 image = ApiImage("api-image", ApiImageArgs(settings))
 api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
+preflight = Preflight("preflight", PreflightArgs(settings, rollout))
+checked = [preflight.command]
+
+network = Network("network", NetworkArgs(settings))
+volumes = Volumes("volumes", VolumesArgs(settings))
+postgres = Postgres(
+    "postgres", PostgresArgs(settings, network.name, volumes.names["postgres-data"], pg_password, checked)
+)
+redis = Redis("redis", RedisArgs(settings, network.name, volumes.names["redis-data"], redis_password, checked))
+tls = Tls("tls", TlsArgs(settings))
+
 backup = PreUpdateBackup(
     "backup", PreUpdateBackupArgs(settings, postgres.container, postgres.container_name, pg_password, rollout)
 )
-gates: list[pulumi.Resource] = [postgres.container, redis.container, backup.command]
+gates: list[pulumi.Resource] = [*checked, postgres.container, redis.container, backup.command]
 if settings.restore is not None:
     restore = Restore(
         "restore", RestoreArgs(settings, settings.restore, postgres.container_name, pg_password, [backup.command])
@@ -41,7 +47,9 @@ if settings.restore is not None:
     gates.append(restore.command)
     pulumi.export("lastRestore", restore.summary)
 api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
-proxy = Proxy("proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem))
+proxy = Proxy(
+    "proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem, checked)
+)
 health = HealthCheck(
     "health",
     HealthCheckArgs(
@@ -70,6 +78,7 @@ if settings.monitoring.enabled:
             volumes.names["prometheus-data"],
             volumes.names["grafana-data"],
             secrets.grafana_password,
+            checked,
         ),
     )
     containers.update(monitoring.container_names)
@@ -86,5 +95,6 @@ pulumi.export("redisPassword", pulumi.Output.secret(redis_password))
 pulumi.export("grafanaPassword", pulumi.Output.secret(secrets.grafana_password))
 pulumi.export("tlsCertificate", tls.cert_pem)
 pulumi.export("tlsExpiry", tls.expires_at)
+pulumi.export("preflight", preflight.summary)
 pulumi.export("lastBackup", backup.summary)
 pulumi.export("health", health.summary)

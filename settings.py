@@ -7,6 +7,7 @@ so `pulumi up` stops before it touches the Docker host.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import hashlib
@@ -60,6 +61,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
     "backup": ("dir", "keep"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress"),
+    "preflight": ("minFreeGb",),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
 SECRET_KEYS = ("postgresPassword", "redisPassword", "jwtSecret", "adminPassword", "grafanaPassword")
@@ -140,6 +142,11 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class PreflightSettings:
+    min_free_gb: int
+
+
+@dataclass(frozen=True)
 class RestoreSettings:
     file: Path
     sha256: str
@@ -159,6 +166,7 @@ class Settings:
     monitoring: MonitoringSettings
     backup: BackupSettings
     health: HealthSettings
+    preflight: PreflightSettings
     restore: RestoreSettings | None
     docker_host: str | None
     # Operator-supplied secrets by key; keys left unset are generated.
@@ -177,6 +185,26 @@ class Settings:
     @property
     def health_url(self) -> str:
         return f"{self.public_url}/health"
+
+    @property
+    def published_ports(self) -> list[str]:
+        """Every host port the stack publishes, as address:port."""
+        ports = [f"0.0.0.0:{self.proxy.http_port}"]
+        if self.tls.mode != "off":
+            ports.append(f"0.0.0.0:{self.proxy.https_port}")
+        for port in (self.postgres.host_port, self.redis.host_port):
+            if port is not None:
+                ports.append(f"127.0.0.1:{port}")
+        if self.monitoring.enabled:
+            ports += [f"127.0.0.1:{self.monitoring.prometheus_port}", f"127.0.0.1:{self.monitoring.grafana_port}"]
+        return ports
+
+    def fingerprint(self) -> str:
+        """Changes with any setting; secret values and key material are left out."""
+        public = dataclasses.replace(
+            self, secrets=dict.fromkeys(sorted(self.secrets), "set"), tls=dataclasses.replace(self.tls, key_pem=None)
+        )
+        return hashlib.sha256(repr(public).encode()).hexdigest()
 
 
 def _url(scheme: str, host: str, port: int, default_port: int) -> str:
@@ -365,6 +393,7 @@ def load_settings(
     monitoring = _load_monitoring(loader)
     backup = _load_backup(loader)
     health = _load_health(loader)
+    preflight = _load_preflight(loader)
     _check_port_clashes(proxy, postgres, redis, monitoring, tls)
     secrets = _load_secrets(loader)
     restore = _load_restore(loader)
@@ -381,6 +410,7 @@ def load_settings(
         monitoring=monitoring,
         backup=backup,
         health=health,
+        preflight=preflight,
         restore=restore,
         docker_host=docker_host,
         secrets=secrets,
@@ -575,6 +605,13 @@ def _load_health(loader: _Loader) -> HealthSettings:
     if interval >= timeout:
         raise ConfigError(f"{s.key}.intervalSeconds: {interval} must be shorter than timeoutSeconds ({timeout}).")
     return HealthSettings(timeout_seconds=timeout, interval_seconds=interval, probe_address=probe)
+
+
+def _load_preflight(loader: _Loader) -> PreflightSettings:
+    s = loader.section("preflight")
+    floor = s.integer("minFreeGb", 10, 0, 100_000)
+    assert floor is not None
+    return PreflightSettings(min_free_gb=floor)
 
 
 def _check_port_clashes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -23,6 +24,8 @@ class MonitoringArgs:
     prometheus_volume: pulumi.Input[str]
     grafana_volume: pulumi.Input[str]
     grafana_password: pulumi.Input[str]
+    # Runs first: the preflight checks.
+    wait_for: Sequence[pulumi.Resource] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -53,7 +56,7 @@ class Monitoring(pulumi.ComponentResource):
             labels=labels(settings, "prometheus"),
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         grafana_image = docker.RemoteImage(
             f"{name}-grafana-image", name=mon.grafana_image, keep_locally=True, opts=child
@@ -85,7 +88,9 @@ class Monitoring(pulumi.ComponentResource):
             labels=labels(settings, "grafana"),
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=[prometheus]),
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, depends_on=[prometheus, *args.wait_for]
+            ),
         )
         self.container_names = {"prometheus": prometheus.name, "grafana": grafana.name}
         self.register_outputs(dict(self.container_names))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -24,6 +25,8 @@ class PostgresArgs:
     network_name: pulumi.Input[str]
     volume_name: pulumi.Input[str]
     password: pulumi.Input[str]
+    # Runs first: the preflight checks.
+    wait_for: Sequence[pulumi.Resource] = ()
 
 
 class Postgres(pulumi.ComponentResource):
@@ -81,7 +84,7 @@ class Postgres(pulumi.ComponentResource):
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
             # The name is fixed, so the old container has to go before its replacement starts.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

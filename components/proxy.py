@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -38,6 +39,8 @@ class ProxyArgs:
     logs_volume: pulumi.Input[str]
     cert_pem: pulumi.Input[str] | None
     key_pem: pulumi.Input[str] | None
+    # Runs first: the preflight checks.
+    wait_for: Sequence[pulumi.Resource] = ()
 
 
 class Proxy(pulumi.ComponentResource):
@@ -81,7 +84,7 @@ class Proxy(pulumi.ComponentResource):
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
             # Host ports are fixed, so the old container must release them first.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

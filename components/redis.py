@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -20,6 +21,8 @@ class RedisArgs:
     network_name: pulumi.Input[str]
     volume_name: pulumi.Input[str]
     password: pulumi.Input[str]
+    # Runs first: the preflight checks.
+    wait_for: Sequence[pulumi.Resource] = ()
 
 
 class Redis(pulumi.ComponentResource):
@@ -65,7 +68,7 @@ class Redis(pulumi.ComponentResource):
             labels=labels(settings, "redis"),
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -203,7 +203,7 @@ def run_hook(script: Path, env: dict[str, str], timeout: float = 300) -> subproc
     # Only what the Command resource passes, plus PATH for the docker CLI.
     full = {"PATH": os.environ["PATH"], **env}
     if "DOCKER_HOST" in os.environ:
-        full["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+        full.setdefault("DOCKER_HOST", os.environ["DOCKER_HOST"])
     return subprocess.run(
         [sys.executable, str(script)], env=full, capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -82,7 +82,7 @@ def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> N
 
 
 def test_no_restore_without_restore_from(dev: Deployment) -> None:
-    assert [c.name for c in dev.of_type(COMMAND)] == ["backup-pg-dump", "health-verify"]
+    assert [c.name for c in dev.of_type(COMMAND)] == ["preflight-checks", "backup-pg-dump", "health-verify"]
 
 
 def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:
@@ -105,3 +105,24 @@ def test_hooks_follow_the_provider_docker_host(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"docker:host": "ssh://deploy@docker-host"})
     for command in deployment.of_type(COMMAND):
         assert command.inputs["environment"]["DOCKER_HOST"] == "ssh://deploy@docker-host"
+
+
+def test_preflight_runs_before_every_container(prod: Deployment) -> None:
+    preflight = prod.named("preflight-checks")
+    assert preflight.inputs["create"] == "python3 scripts/preflight.py"
+    for container in prod.of_type("docker:index/container:Container"):
+        assert prod.waits_for(container, preflight), container.name
+    env = preflight.inputs["environment"]
+    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000"
+    assert env["PREFLIGHT_MIN_FREE_GB"] == "10" and env["STACK_LABEL"] == "catalogizer"
+    assert env["TLS_CERT_FILE"].endswith("ssl/cert.pem")
+
+
+def test_preflight_reruns_on_any_change_but_never_carries_secrets(workspace: Workspace) -> None:
+    base = workspace.deploy("dev", secrets={"jwtSecret": "a" * 40}).named("preflight-checks")
+    same = workspace.deploy("dev", secrets={"jwtSecret": "b" * 40}).named("preflight-checks")
+    changed = workspace.deploy("dev", {"redis": {"memoryMb": 256}}, secrets={"jwtSecret": "a" * 40})
+    settings_hash = base.inputs["triggers"][0]
+    assert same.inputs["triggers"][0] == settings_hash  # a rotated secret is not a host change
+    assert changed.named("preflight-checks").inputs["triggers"][0] != settings_hash
+    assert "a" * 40 not in json.dumps(base.inputs)

@@ -1,0 +1,52 @@
+"""The runbook's pre-deployment checklist, for what only the Docker host can tell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from components.hook_support import PROJECT_DIR, docker_env, exported_summary, script_command
+from settings import Settings
+
+SUMMARY_KEYS = ("docker", "freeGb", "ports", "certificateNotAfter")
+
+
+@dataclass(frozen=True)
+class PreflightArgs:
+    settings: Settings
+    rollout_fingerprint: pulumi.Input[str]
+
+
+class Preflight(pulumi.ComponentResource):
+    """Every container depends on ``command``, so a failed check stops the update first."""
+
+    command: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
+
+    def __init__(self, name: str, args: PreflightArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:ops:Preflight", name, None, opts)
+        settings = args.settings
+        environment = {
+            "PREFLIGHT_MIN_FREE_GB": str(settings.preflight.min_free_gb),
+            "BACKUP_DIR": str(settings.backup.dir),
+            "STACK_LABEL": settings.name_prefix,
+            "PREFLIGHT_PORTS": ",".join(settings.published_ports),
+            # Already present when it matters: a remote engine pulls it for Postgres anyway.
+            "PREFLIGHT_PROBE_IMAGE": settings.postgres.image,
+            **docker_env(settings),
+        }
+        if settings.tls.cert_file is not None:
+            environment["TLS_CERT_FILE"] = str(settings.tls.cert_file)
+        self.command = command.local.Command(
+            f"{name}-checks",
+            create=script_command("preflight.py"),
+            dir=str(PROJECT_DIR),
+            environment=environment,
+            # Any change to the stack runs the checks again before anything is replaced.
+            triggers=[settings.fingerprint(), args.rollout_fingerprint],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
+        self.register_outputs({"summary": self.summary})

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Preflight: the runbook's pre-deployment checklist, for what only the host can tell.
+
+Runs first on every `pulumi up` that changes anything, before any container is created
+or replaced. Each failure is one line: what is wrong and what to do.
+
+    DOCKER_HOST=... PREFLIGHT_MIN_FREE_GB=10 BACKUP_DIR=backups STACK_LABEL=catalogizer \
+    PREFLIGHT_PORTS=0.0.0.0:80,0.0.0.0:443 TLS_CERT_FILE=ssl/cert.pem python3 scripts/preflight.py
+
+Checks: the Docker engine answers and is at least 20.10; free space on Docker's data root
+and on the backup folder is above the floor; every host port the stack publishes is free
+or held by this stack's own containers; the TLS certificate file exists and has not expired.
+stdout is one JSON object with what was found.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hooklib import HookError, docker, emit, env, fail, scrub
+
+MIN_DOCKER = (20, 10)
+GB = 1024**3
+
+
+def docker_version() -> str:
+    try:
+        result = docker(["version", "--format", "{{.Server.Version}}"], timeout=20)
+    except subprocess.TimeoutExpired:
+        result = None
+    if result is None or result.returncode != 0:
+        where = os.environ.get("DOCKER_HOST") or "the local socket"
+        detail = scrub(result.stderr.decode(errors="replace")).strip().splitlines()[-1:] if result else ["timed out"]
+        raise HookError(
+            f"the Docker engine at {where} does not answer ({' '.join(detail)}); start it or fix docker:host"
+        )
+    version = result.stdout.decode().strip()
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < MIN_DOCKER:
+        raise HookError(f"Docker {version} is too old; upgrade the engine to 20.10 or newer")
+    return version
+
+
+def docker_is_local() -> bool:
+    host = os.environ.get("DOCKER_HOST", "")
+    return host == "" or host.startswith("unix://")
+
+
+def free_gb_local(path: Path) -> float:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / GB
+
+
+def free_gb_on_engine(path: str, probe_image: str) -> float:
+    """Free space of a folder on a remote engine's host, read by a throwaway container."""
+    result = docker(["run", "--rm", "-v", f"{path}:/probe:ro", probe_image, "df", "-Pk", "/probe"], timeout=120)
+    if result.returncode != 0:
+        raise HookError(
+            f"cannot measure free space of {path} on the Docker host: {scrub(result.stderr.decode()).strip()}"
+        )
+    fields = result.stdout.decode().strip().splitlines()[-1].split()
+    return int(fields[3]) * 1024 / GB
+
+
+def check_disk(floor_gb: float, backup_dir: Path, probe_image: str | None) -> dict[str, float]:
+    root = docker(["info", "--format", "{{.DockerRootDir}}"], timeout=20).stdout.decode().strip() or "/var/lib/docker"
+    # PREFLIGHT_DISK_PROBE=container measures through the engine even when it is local.
+    if docker_is_local() and os.environ.get("PREFLIGHT_DISK_PROBE") != "container":
+        docker_free = free_gb_local(Path(root))
+    elif probe_image:
+        docker_free = free_gb_on_engine(root, probe_image)
+    else:
+        raise HookError("PREFLIGHT_PROBE_IMAGE is required to measure a remote Docker host's disk")
+    found = {"dockerRoot": round(docker_free, 1), "backupDir": round(free_gb_local(backup_dir), 1)}
+    for label, where in (
+        ("dockerRoot", f"Docker's data root {root}"),
+        ("backupDir", f"the backup folder {backup_dir}"),
+    ):
+        if found[label] < floor_gb:
+            raise HookError(
+                f"only {found[label]:.1f} GB free on {where}, below the {floor_gb:g} GB floor; "
+                "free space (docker image prune, old backups) or lower catalogizer:preflight.minFreeGb"
+            )
+    return found
+
+
+def ports_of_own_containers(stack_label: str) -> set[int]:
+    result = docker(["ps", "--filter", f"label=catalogizer.stack={stack_label}", "--format", "{{.Ports}}"], timeout=20)
+    held: set[int] = set()
+    for line in result.stdout.decode().splitlines():
+        for mapping in line.split(","):
+            host_side = mapping.strip().split("->")[0]
+            if ":" in host_side:
+                port = host_side.rsplit(":", 1)[1]
+                if port.isdigit():
+                    held.add(int(port))
+    return held
+
+
+def port_holder_container(port: int) -> str | None:
+    result = docker(["ps", "--filter", f"publish={port}", "--format", "{{.Names}}"], timeout=20)
+    names = result.stdout.decode().split()
+    return names[0] if names else None
+
+
+def check_ports(spec: str, stack_label: str) -> list[str]:
+    wanted = [p.strip() for p in spec.split(",") if p.strip()]
+    own = ports_of_own_containers(stack_label)
+    checked = []
+    for item in wanted:
+        address, _, port_text = item.rpartition(":")
+        port = int(port_text)
+        checked.append(item)
+        if port in own:
+            continue
+        holder = port_holder_container(port)
+        if holder:
+            raise HookError(
+                f"host port {port} is held by container {holder}, not this stack; stop it or change the port"
+            )
+        if docker_is_local():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((address or "0.0.0.0", port))
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise HookError(
+                            f"host port {port} is held by another process (see `ss -ltnp 'sport = :{port}'`); "
+                            "stop it or change the port in the stack config"
+                        ) from None
+                    raise
+    return checked
+
+
+def check_certificate(path: Path) -> str:
+    if not path.is_file():
+        raise HookError(f"TLS certificate {path} does not exist; place it there or fix catalogizer:tls.certFile")
+    result = subprocess.run(
+        ["openssl", "x509", "-noout", "-enddate", "-checkend", "0", "-in", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    end = result.stdout.strip().splitlines()[0].removeprefix("notAfter=") if result.stdout.strip() else "?"
+    if result.returncode != 0:
+        if "notAfter" in result.stdout:
+            raise HookError(f"TLS certificate {path} expired on {end}; renew it before deploying")
+        raise HookError(f"TLS certificate {path} is not a readable PEM certificate: {result.stderr.strip()}")
+    return end
+
+
+def main() -> None:
+    try:
+        summary: dict[str, object] = {"docker": docker_version()}
+        floor = float(env("PREFLIGHT_MIN_FREE_GB", "10"))
+        summary["freeGb"] = check_disk(floor, Path(env("BACKUP_DIR")), os.environ.get("PREFLIGHT_PROBE_IMAGE"))
+        summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))
+        if os.environ.get("TLS_CERT_FILE"):
+            summary["certificateNotAfter"] = check_certificate(Path(env("TLS_CERT_FILE")))
+    except HookError as exc:
+        fail(f"preflight failed: {exc}")
+    emit(summary)
+
+
+if __name__ == "__main__":
+    main()
