@@ -5,6 +5,7 @@ import pulumi
 from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
+from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
 from components.health import HealthCheck, HealthCheckArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -63,12 +64,18 @@ health = HealthCheck(
         rollout,
     ),
 )
+if settings.backup.scheduler:
+    scheduler = BackupScheduler(
+        "backup-scheduler", BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container])
+    )
 containers: dict[str, pulumi.Input] = {
     "postgres": postgres.container_name,
     "redis": redis.container_name,
     "api": api.container_names,
     "nginx": proxy.container_name,
 }
+if settings.backup.scheduler:
+    containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
     monitoring = Monitoring(
         "monitoring",

@@ -22,6 +22,8 @@ import pulumi
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from scripts.cron import CronSchedule
+
 NAMESPACE = "catalogizer"
 
 APP_ENVS = ("production", "staging", "development")
@@ -59,7 +61,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "proxy": ("image", "httpPort", "httpsPort"),
     "tls": ("mode", "certFile", "keyFile"),
     "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
-    "backup": ("dir", "keep"),
+    "backup": ("dir", "keep", "scheduler", "schedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress"),
     "preflight": ("minFreeGb",),
 }
@@ -132,6 +134,8 @@ class MonitoringSettings:
 class BackupSettings:
     dir: Path
     keep: int
+    scheduler: bool
+    schedule: str
 
 
 @dataclass(frozen=True)
@@ -391,7 +395,7 @@ def load_settings(
     proxy = _load_proxy(loader)
     tls = _load_tls(loader, app_env)
     monitoring = _load_monitoring(loader)
-    backup = _load_backup(loader)
+    backup = _load_backup(loader, app_env)
     health = _load_health(loader)
     preflight = _load_preflight(loader)
     _check_port_clashes(proxy, postgres, redis, monitoring, tls)
@@ -588,12 +592,23 @@ def _load_monitoring(loader: _Loader) -> MonitoringSettings:
     )
 
 
-def _load_backup(loader: _Loader) -> BackupSettings:
+def _load_backup(loader: _Loader, app_env: str) -> BackupSettings:
     s = loader.section("backup")
     directory = s.text("dir", "backups")
     keep = s.integer("keep", 10, 1, 1000)
-    assert directory is not None and keep is not None
-    return BackupSettings(dir=_resolve(directory), keep=keep)
+    schedule = s.text("schedule", "0 2 * * *")
+    assert directory is not None and keep is not None and schedule is not None
+    try:
+        CronSchedule.parse(schedule)
+    except ValueError as exc:
+        raise ConfigError(f"{s.key}.schedule: {exc}; e.g. '0 2 * * *' for daily at 02:00 host time.") from None
+    return BackupSettings(
+        dir=_resolve(directory),
+        keep=keep,
+        # The runbook's nightly dump is a production habit; other stacks opt in.
+        scheduler=s.boolean("scheduler", app_env == "production"),
+        schedule=schedule,
+    )
 
 
 def _load_health(loader: _Loader) -> HealthSettings:

@@ -67,7 +67,11 @@ class Postgres(pulumi.ComponentResource):
                 "-c",
                 "pg_stat_statements.track=all",
             ],
-            healthcheck=healthcheck(["CMD", "pg_isready", "-U", pg.user, "-d", pg.database], start_period=30),
+            # Over TCP: the entrypoint's temporary init server listens on the socket only, and
+            # must not count as "healthy" (it shuts down again right after initdb).
+            healthcheck=healthcheck(
+                ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database], start_period=30
+            ),
             wait=True,
             wait_timeout=180,
             restart="unless-stopped",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hooklib import HookError, docker, emit, env, env_int, fail, require_running, scrub
+from hooklib import HookError, emit, env, env_int, fail, require_running, scrub
 
 CHUNK = 1024 * 1024
 DUMP_SUFFIX = ".dump"
@@ -33,17 +33,27 @@ CHECKSUM_SUFFIX = ".sha256"
 
 @dataclass(frozen=True)
 class Database:
-    container: str
+    """Reached through `docker exec` into its container, or directly (PGHOST) from a sidecar."""
+
+    container: str | None
     user: str
     name: str
 
     @classmethod
     def from_env(cls) -> Database:
-        return cls(container=env("PG_CONTAINER"), user=env("PGUSER"), name=env("PGDATABASE"))
+        container = os.environ.get("PG_CONTAINER") or None
+        if container is None and not os.environ.get("PGHOST"):
+            raise HookError("set PG_CONTAINER (docker exec) or PGHOST (direct connection)")
+        return cls(container=container, user=env("PGUSER"), name=env("PGDATABASE"))
 
-    def exec_args(self, *command: str, stdin: bool = False) -> list[str]:
+    def argv(self, *command: str, stdin: bool = False) -> list[str]:
+        if self.container is None:
+            return list(command)  # libpq reads PGHOST and PGPASSWORD from the environment
         # `-e PGPASSWORD` copies the value from our environment; it never appears on argv.
-        return ["exec", *(["-i"] if stdin else []), "-e", "PGPASSWORD", self.container, *command]
+        return ["docker", "exec", *(["-i"] if stdin else []), "-e", "PGPASSWORD", self.container, *command]
+
+    def describe(self) -> str:
+        return f"{self.name} in {self.container}" if self.container else f"{self.name} at {os.environ['PGHOST']}"
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,9 @@ def _write_atomically(target: Path, data: bytes) -> None:
 def verify_dump(db: Database, path: Path) -> int:
     """Reads the dump's table of contents back with pg_restore; returns its entry count."""
     with path.open("rb") as handle:
-        result = docker(db.exec_args("pg_restore", "--list", stdin=True), stdin=handle.fileno(), timeout=3600)
+        result = subprocess.run(
+            db.argv("pg_restore", "--list", stdin=True), stdin=handle, capture_output=True, timeout=3600, check=False
+        )
     if result.returncode != 0:
         raise HookError(f"pg_restore cannot read {path.name}: {scrub(result.stderr.decode(errors='replace')).strip()}")
     return sum(1 for line in result.stdout.decode(errors="replace").splitlines() if line and not line.startswith(";"))
@@ -102,7 +114,8 @@ def verify_dump(db: Database, path: Path) -> int:
 
 def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
     started = time.monotonic()
-    require_running(db.container, "PostgreSQL")
+    if db.container is not None:
+        require_running(db.container, "PostgreSQL")
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -115,7 +128,7 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             process = subprocess.Popen(
-                ["docker", *db.exec_args("pg_dump", "--format=custom", "--username", db.user, "--dbname", db.name)],
+                db.argv("pg_dump", "--format=custom", "--username", db.user, "--dbname", db.name),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
@@ -133,7 +146,7 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
                 stderr = process.stderr.read().decode(errors="replace")
                 code = process.wait()
         if code != 0:
-            raise HookError(f"pg_dump of {db.name} in {db.container} failed (exit {code}): {scrub(stderr).strip()}")
+            raise HookError(f"pg_dump of {db.describe()} failed (exit {code}): {scrub(stderr).strip()}")
         if size == 0:
             raise HookError(f"pg_dump of {db.name} produced an empty file")
         verify_dump(db, partial)

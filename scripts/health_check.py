@@ -101,7 +101,9 @@ def api_probe(container: str, timeout: float) -> Callable[[], tuple[bool, str]]:
 
 def postgres_probe(container: str, user: str, database: str, timeout: float) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
-        result = docker(["exec", container, "pg_isready", "-U", user, "-d", database], timeout=timeout + 5)
+        result = docker(
+            ["exec", container, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database], timeout=timeout + 5
+        )
         return result.returncode == 0, (result.stdout + result.stderr).decode(errors="replace").strip()
 
     return probe

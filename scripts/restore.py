@@ -62,8 +62,7 @@ def replay(db: Database, path: Path) -> None:
     """pg_restore turns the dump into SQL; psql applies it with the prologue as one transaction."""
     psql = subprocess.Popen(
         [
-            "docker",
-            *db.exec_args(
+            *db.argv(
                 "psql",
                 "--quiet",
                 "--no-psqlrc",
@@ -86,7 +85,7 @@ def replay(db: Database, path: Path) -> None:
     assert psql.stdin is not None and psql.stderr is not None
     with path.open("rb") as dump:
         to_sql = subprocess.Popen(
-            ["docker", *db.exec_args("pg_restore", "--no-owner", "--no-privileges", "--file", "-", stdin=True)],
+            db.argv("pg_restore", "--no-owner", "--no-privileges", "--file", "-", stdin=True),
             stdin=dump,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

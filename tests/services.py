@@ -52,7 +52,7 @@ def start_postgres(
             "PGDATA": PG_PGDATA,
         },
         command=PG_COMMAND,
-        healthcheck=healthcheck(["CMD", "pg_isready", "-U", PG_USER, "-d", PG_DB]),
+        healthcheck=healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", PG_USER, "-d", PG_DB]),
         volumes={volume.name: {"bind": PG_DATA_DIR, "mode": "rw"}},
         shm_size="256m",
         ports={5432: None},

@@ -36,7 +36,15 @@ def test_every_container_rotates_logs_and_is_labelled(deployment: Deployment) ->
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}, container.name
         labels = {item["label"]: item["value"] for item in container.inputs["labels"]}
         assert labels["catalogizer.stack"] in ("catalogizer", "catalogizer-dev")
-        assert labels["catalogizer.role"] in ("postgres", "redis", "api", "nginx", "prometheus", "grafana")
+        assert labels["catalogizer.role"] in (
+            "postgres",
+            "redis",
+            "api",
+            "nginx",
+            "prometheus",
+            "grafana",
+            "backup-scheduler",
+        )
         assert container.inputs["restart"] == "unless-stopped"
         assert container.inputs["wait"] is True and container.inputs["healthcheck"]["tests"]
 

@@ -49,6 +49,9 @@ BAD_INPUTS = [
     ("dev", {"namePrefix": "Bad Prefix"}, ["catalogizer:namePrefix", "not a valid Docker name"]),
     ("dev", {"postgres": {"user": "drop table"}}, ["catalogizer:postgres.user", "identifier"]),
     ("dev", {"health": {"timeoutSeconds": 10, "intervalSeconds": 10}}, ["catalogizer:health.intervalSeconds"]),
+    ("dev", {"backup": {"schedule": "0 25 * * *"}}, ["catalogizer:backup.schedule", "hour", "0 2 * * *"]),
+    ("dev", {"backup": {"schedule": "daily"}}, ["catalogizer:backup.schedule", "5 fields"]),
+    ("dev", {"backup": {"schedule": "0 0 31 2 *"}}, ["catalogizer:backup.schedule", "never fires"]),
     ("dev", {"backup": {"keep": 0}}, ["catalogizer:backup.keep", "outside 1-1000"]),
     ("dev", {"restoreFrom": "backups/none.dump"}, ["catalogizer:restoreFrom", "cannot read", "none.dump"]),
 ]
