@@ -64,10 +64,6 @@ health = HealthCheck(
         rollout,
     ),
 )
-if settings.backup.scheduler:
-    scheduler = BackupScheduler(
-        "backup-scheduler", BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container])
-    )
 containers: dict[str, pulumi.Input] = {
     "postgres": postgres.container_name,
     "redis": redis.container_name,
@@ -75,6 +71,9 @@ containers: dict[str, pulumi.Input] = {
     "nginx": proxy.container_name,
 }
 if settings.backup.scheduler:
+    scheduler = BackupScheduler(
+        "backup-scheduler", BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container])
+    )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
     monitoring = Monitoring(
