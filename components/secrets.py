@@ -18,6 +18,9 @@ GENERATED_LENGTHS = {
     "grafanaPassword": 24,
 }
 
+# Generated secrets that live on inside a protected data volume, so they are protected too.
+PINNED_TO_DATA = frozenset({"postgresPassword"})
+
 
 @dataclass(frozen=True)
 class SecretsArgs:
@@ -47,7 +50,9 @@ class Secrets(pulumi.ComponentResource):
                 min_lower=2,
                 min_upper=2,
                 min_numeric=2,
-                opts=pulumi.ResourceOptions(parent=self),
+                # PostgreSQL keeps the password it was initialised with inside the protected data
+                # volume; a new one after `destroy` + `up` would lock the API out of its database.
+                opts=pulumi.ResourceOptions(parent=self, protect=key in PINNED_TO_DATA),
             )
             # Explicit, so every consumer stays secret whatever the provider marks.
             values[key] = pulumi.Output.secret(generated.result)

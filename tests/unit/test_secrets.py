@@ -67,3 +67,9 @@ def _strings(value: object, path: str = "") -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [item for i, v in enumerate(value) for item in _strings(v, f"{path}[{i}]")]
     return []
+
+
+def test_generated_postgres_password_outlives_a_destroy(dev: Deployment) -> None:
+    # The data volume survives `pulumi destroy` and keeps the password it was initialised with.
+    protected = {r.name for r in dev.of_type(RANDOM) if r.protect}
+    assert protected == {"secrets-postgresPassword"}

@@ -1,0 +1,244 @@
+"""The rehearsal stack: per-run config, traffic through nginx, and complete cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import shutil
+import socket
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from docker_harness import DockerScope, free_port
+from images import tags
+from program import stack_config
+from rehearsal_engine import Rehearsal
+
+STACK = "rehearsal"
+VERSION_ARG = re.compile(r"^ARG VERSION=.*$", re.MULTILINE)
+
+
+def say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        sys.stderr.write(line + "\n")
+
+
+@dataclass
+class LoopStats:
+    sent: int = 0
+    failed: int = 0
+    longest_gap: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        first = f"; first errors: {self.errors[:3]}" if self.errors else ""
+        return f"sent {self.sent}, failed {self.failed}, longest gap {self.longest_gap:.2f}s{first}"
+
+
+class ClientLoop:
+    """GET /health through nginx over and over; a failure is anything but 200 + healthy."""
+
+    def __init__(self, stack: Stack, pause: float = 0.05) -> None:
+        self.stack = stack
+        self.pause = pause
+        self.stats = LoopStats()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last_ok = time.monotonic()
+        while not self._stop.is_set():
+            self.stats.sent += 1
+            try:
+                status, body = self.stack.https("GET", "/health", timeout=10)
+                ok = status == 200 and json.loads(body).get("status") == "healthy"
+                detail = f"HTTP {status}"
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            now = time.monotonic()
+            if ok:
+                self.stats.longest_gap = max(self.stats.longest_gap, now - last_ok)
+                last_ok = now
+            else:
+                self.stats.failed += 1
+                if len(self.stats.errors) < 10:
+                    self.stats.errors.append(detail)
+            time.sleep(self.pause)
+        self.stats.longest_gap = max(self.stats.longest_gap, time.monotonic() - last_ok)
+
+    def __enter__(self) -> ClientLoop:
+        self._thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class Stack:
+    """The rehearsal stack's config, engine and helpers; `results` records each scenario."""
+
+    def __init__(self, scope: DockerScope, root: Path, config: pytest.Config) -> None:
+        self.scope = scope
+        self.pytest_config = config
+        self.root = root
+        self.prefix = scope.name("st")
+        self.checkout = root / "checkout"
+        shutil.copytree(tags.STANDIN_CHECKOUT, self.checkout, ignore=shutil.ignore_patterns("__pycache__"))
+        self.media = root / "media"
+        self.media.mkdir()
+        self.backups = root / "backups"
+        self.http_port, self.https_port = free_port(), free_port()
+        self.rehearsal = Rehearsal(root / "state.json", client=scope.client, log=self._log)
+        self.log_lines: list[str] = []
+        self.results: dict[str, bool] = {}
+        self.outputs: dict[str, Any] = {}
+        self.notes: dict[str, Any] = {}
+        self.summaries: list[str] = []
+        base = stack_config(STACK)
+        self.base_config = base
+        # Only what must be unique per run, plus short health timeouts and small memory floors.
+        self.overrides: dict[str, dict[str, Any]] = {
+            "api": {"source": str(self.checkout), "mediaRoot": str(self.media), "replicas": 2, "memoryMb": 256},
+            "postgres": {"memoryMb": 256},
+            "redis": {"memoryMb": 64},
+            "proxy": {"httpPort": self.http_port, "httpsPort": self.https_port},
+            "backup": {"dir": str(self.backups)},
+            "health": {"timeoutSeconds": 30, "intervalSeconds": 1},
+        }
+        self.plain: dict[str, Any] = {"namePrefix": self.prefix}
+
+    def _log(self, line: str) -> None:
+        self.log_lines.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    def config(self) -> dict[str, Any]:
+        config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.base_config.items()}
+        for section, values in self.overrides.items():
+            key = f"catalogizer:{section}"
+            merged = {**config.get(key, {}), **values}
+            config[key] = {k: v for k, v in merged.items() if v is not None}
+        for key, value in self.plain.items():
+            if value is None:
+                config.pop(f"catalogizer:{key}", None)
+            else:
+                config[f"catalogizer:{key}"] = value
+        return config
+
+    def up(self) -> Any:
+        result = self.rehearsal.up(STACK, self.config())
+        self.outputs = result.outputs
+        return result
+
+    def set_version(self, version: str) -> None:
+        """Changes a build input baked into the stand-in image, so the built image ID changes."""
+        dockerfile = self.checkout / tags.STANDIN_DOCKERFILE
+        dockerfile.write_text(VERSION_ARG.sub(f"ARG VERSION={version}", dockerfile.read_text()))
+
+    # -- traffic through nginx --------------------------------------------------------------
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata=self.outputs["tlsCertificate"])
+        return context
+
+    def https(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        timeout: float = 10,
+        context: ssl.SSLContext | None = None,
+    ) -> tuple[int, bytes]:
+        context = context or self._context_cached()
+        sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
+        conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=timeout, context=context)
+        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def _context_cached(self) -> ssl.SSLContext:
+        cert = self.outputs.get("tlsCertificate")
+        if getattr(self, "_ctx_for", None) != cert:
+            self._ctx, self._ctx_for = self.ssl_context(), cert
+        return self._ctx
+
+    def items(self) -> list[str]:
+        status, body = self.https("GET", "/api/v1/items")
+        assert status == 200, body
+        return [item["name"] for item in json.loads(body)["items"]]
+
+    def add_item(self, name: str) -> None:
+        status, body = self.https("POST", "/api/v1/items", {"name": name})
+        assert status == 201, body
+
+    def served_version(self) -> str:
+        status, body = self.https("GET", "/health")
+        assert status == 200, body
+        return json.loads(body)["version"]
+
+    def api_containers(self) -> list[Any]:
+        return self.scope.client.containers.list(
+            all=True, filters={"label": [f"catalogizer.stack={self.prefix}", "catalogizer.role=api"]}
+        )
+
+    def require(self, *scenarios: str) -> None:
+        missing = [s for s in scenarios if not self.results.get(s)]
+        if missing:
+            pytest.fail(f"needs scenario(s) {', '.join(missing)}, which did not pass", pytrace=False)
+
+    def summary(self, name: str, seconds: float, result: str) -> None:
+        line = f"[rehearsal] {name}: {seconds:.1f}s, {result}"
+        self.summaries.append(line)
+        say(self.pytest_config, line)
+
+    # -- teardown --------------------------------------------------------------------------
+    def remove_everything(self) -> list[str]:
+        """Destroy through the engine, then remove whatever is left, protected volumes included."""
+        problems: list[str] = []
+        try:
+            self.rehearsal.destroy()
+        except Exception as exc:  # cleanup must go on whatever the engine thinks
+            problems.append(f"destroy: {exc}")
+        client = self.scope.client
+        for _, ref in self.rehearsal.docker_objects():
+            for getter in (client.containers.get, client.networks.get, client.volumes.get):
+                with contextlib.suppress(docker.errors.NotFound):
+                    obj = getter(ref)
+                    if getter == client.containers.get:
+                        self.scope.track_container(obj.id)
+                    elif getter == client.networks.get:
+                        self.scope.track_network(obj.id)
+                    else:
+                        self.scope.track_volume(obj.name)
+        # Anything named after the prefix (e.g. the runbook anchor's hand-run container).
+        for container in client.containers.list(all=True, filters={"name": self.prefix}):
+            self.scope.track_container(container.id)
+        for net in client.networks.list(names=[f"{self.prefix}-net"]):
+            self.scope.track_network(net.id)
+        for vol in client.volumes.list():
+            if vol.name.startswith(self.prefix + "-"):
+                self.scope.track_volume(vol.name)
+        # Tags first, then the image IDs the builds produced (an update leaves the old one untagged).
+        for ref in sorted(self.rehearsal.built_images, key=lambda r: r.startswith("sha256:")):
+            with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                client.images.remove(ref, noprune=False)
+        return problems

@@ -1,0 +1,375 @@
+"""The deploy rehearsal: the unmodified program against the real Docker engine.
+
+One stack is walked through fresh up -> update (zero downtime, with the runbook's way as the
+anchor) -> bad update -> rollback with restore -> destroy -> re-up. Each scenario prints one
+summary line: name, seconds, result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import docker.errors
+import pytest
+from docker_harness import DockerScope, _parse_docker_time, wait_healthy
+from images import tags
+from rehearsal_engine import DeploymentFailed, Rehearsal
+from rehearsal_stack import ClientLoop, Stack
+
+
+def _container_started(container) -> float:
+    return _parse_docker_time(container.attrs["Created"]).timestamp()
+
+
+def _dump_ok(stack: Stack, dump: Path) -> None:
+    """The dump matches its sidecar checksum and pg_restore can read it."""
+    digest = hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert (dump.parent / (dump.name + ".sha256")).read_text().split()[0] == digest
+    pg = stack.outputs["containers"]["postgres"]
+    with dump.open("rb") as handle:
+        listed = subprocess.run(
+            ["docker", "exec", "-i", pg, "pg_restore", "--list"], stdin=handle, capture_output=True, check=False
+        )
+    assert listed.returncode == 0, listed.stderr
+    assert b"TABLE public items" in listed.stdout or b"TABLE DATA public items" in listed.stdout
+
+
+# -- refusal: nothing that is not implemented is ever deployed ---------------------------------------
+
+REFUSED_PROGRAM = """\
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+password = random.RandomPassword("harmless", length=16, special=False)
+docker.Container(
+    "privileged-box",
+    name="{name}",
+    image="{image}",
+    privileged=True,
+    opts=pulumi.ResourceOptions(depends_on=[password]),
+)
+"""
+
+REFUSED_OPTION_PROGRAM = """\
+import pulumi
+import pulumi_random as random
+
+random.RandomPassword("ignored", length=16, opts=pulumi.ResourceOptions(ignore_changes=["length"]))
+"""
+
+
+def test_refuses_inputs_and_options_it_does_not_implement(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with DockerScope(test_name="rehearsal-refusal") as scope:
+        name = scope.name("privileged")
+        program = tmp_path / "refused.py"
+        program.write_text(REFUSED_PROGRAM.format(name=name, image=tags.REDIS))
+        engine = Rehearsal(tmp_path / "state.json", client=scope.client, program=program)
+        with pytest.raises(DeploymentFailed) as caught:
+            engine.up("refusal", {})
+        message = str(caught.value)
+        assert "privileged-box (docker:index/container:Container)" in message
+        assert "input 'privileged' is not implemented" in message
+        with pytest.raises(docker.errors.NotFound):
+            scope.client.containers.get(name)
+        engine.destroy()
+
+        option = tmp_path / "option.py"
+        option.write_text(REFUSED_OPTION_PROGRAM)
+        engine = Rehearsal(tmp_path / "state2.json", client=scope.client, program=option)
+        with pytest.raises(DeploymentFailed) as caught:
+            engine.up("refusal", {})
+        assert "ignored (random:index/randomPassword:RandomPassword)" in str(caught.value)
+        assert "resource option 'ignore_changes'" in str(caught.value)
+    print(f"[rehearsal] refusal: {time.monotonic() - started:.1f}s, passed")
+
+
+# -- 1. fresh up --------------------------------------------------------------------------------------
+
+
+def test_1_fresh_up(stack: Stack) -> None:
+    started = time.monotonic()
+    stack.set_version("rehearsal-v1")
+    result = stack.up()
+    out = stack.outputs
+    client = stack.scope.client
+
+    names = [out["containers"][role] for role in ("postgres", "redis", "nginx")] + out["containers"]["api"]
+    assert len(out["containers"]["api"]) == 2
+    for name in names:
+        container = client.containers.get(name)
+        assert container.attrs["State"]["Health"]["Status"] == "healthy", name
+
+    # nginx answers over TLS with the stack's own certificate (verified, hostname checked).
+    status, body = stack.https("GET", "/health")
+    assert status == 200 and json.loads(body)["status"] == "healthy"
+    assert stack.served_version() == "rehearsal-v1"
+    # The API reached PostgreSQL (and Redis).
+    status, body = stack.https("GET", "/health/deep")
+    deep = json.loads(body)
+    assert status == 200 and deep["database"] == "ok" and deep["redis"] == "ok", deep
+
+    # Redis answers only when authenticated.
+    redis = client.containers.get(out["containers"]["redis"])
+    authed = redis.exec_run(["redis-cli", "--no-auth-warning", "ping"], environment={"REDISCLI_AUTH": ""})
+    assert b"NOAUTH" in authed.output
+    authed = redis.exec_run(
+        ["redis-cli", "--no-auth-warning", "ping"], environment={"REDISCLI_AUTH": out["redisPassword"]}
+    )
+    assert authed.output.strip() == b"PONG"
+
+    # The backup hook left a verified dump (of the still empty database: the table exists).
+    dump = Path(out["lastBackup"]["file"])
+    assert dump.is_file() and out["lastBackup"]["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
+    digest = hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert (dump.parent / (dump.name + ".sha256")).read_text().split()[0] == digest
+
+    # The health output says every check passed.
+    health = out["health"]
+    assert health["status"] == "healthy"
+    assert set(health["checks"]) == {"nginx", "postgres", "redis", *(f"api:{n}" for n in out["containers"]["api"])}
+
+    stack.notes["v1_image"] = client.images.get(f"{stack.prefix}-api:latest").id
+    stack.results["1"] = True
+    stack.summary("1 fresh up", time.monotonic() - started, f"passed ({len(result.actions('create'))} creates)")
+
+
+# -- 2. update with a new API image (the loop of scenario 3 runs through it) ----------------------------
+
+
+def test_2_update_new_api_image(stack: Stack) -> None:
+    stack.require("1")
+    started = time.monotonic()
+    client = stack.scope.client
+    stack.add_item("before-update")
+    old = {c.name: c for c in stack.api_containers()}
+    old_dump = stack.outputs["lastBackup"]["file"]
+
+    stack.set_version("rehearsal-v2")
+    with ClientLoop(stack) as loop:
+        result = stack.up()
+    stack.notes["update_loop"] = loop.stats
+
+    new_image = client.images.get(f"{stack.prefix}-api:latest").id
+    assert new_image != stack.notes["v1_image"], "the new build must have a different image ID"
+    new_names = stack.outputs["containers"]["api"]
+    assert not set(new_names) & set(old), "every API container is replaced"
+    for name in old:
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(name)
+    assert stack.served_version() == "rehearsal-v2"
+    assert stack.items() == ["before-update"]
+
+    # The backup finished before the first new API container was created, and before any old one went.
+    dump = Path(stack.outputs["lastBackup"]["file"])
+    assert str(dump) != old_dump
+    _dump_ok(stack, dump)
+    backup_done = dump.stat().st_mtime
+    first_new = min(_container_started(client.containers.get(n)) for n in new_names)
+    deletes = [e.at for e in result.events if e.action == "delete" and "-api-" in e.name]
+    assert len(deletes) == 2
+    assert backup_done < first_new < min(deletes), (backup_done, first_new, deletes)
+    # Create-before-delete: the health check ran against the new containers before the old ones went.
+    verify = next(e.at for e in result.events if e.action == "create" and e.name == "health-verify")
+    assert verify < min(deletes)
+    stack.notes["pre_update_dump"] = str(dump)
+    stack.results["2"] = True
+    stack.summary(
+        "2 update (new API image)",
+        time.monotonic() - started,
+        f"passed (backup {time.strftime('%H:%M:%S', time.localtime(backup_done))} < first new API container "
+        f"{time.strftime('%H:%M:%S', time.localtime(first_new))} < old removed)",
+    )
+
+
+# -- 3. zero downtime, with the runbook's stop + run as the anchor --------------------------------------
+
+
+def _runbook_replace(stack: Stack, env_file: Path) -> None:
+    """What `docker compose up -d --no-deps api` does: stop and remove the API, then run a new one."""
+    client = stack.scope.client
+    current = [client.containers.get(n) for n in stack.outputs["containers"]["api"]]
+    template = current[0].attrs
+    subprocess.run(["docker", "stop", *[c.name for c in current]], check=True, capture_output=True)
+    labels = [f"--label={k}={v}" for k, v in stack.scope.labels.items()]
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            f"{stack.prefix}-runbook-api",
+            "--network",
+            stack.outputs["network"],
+            "--network-alias",
+            "api",
+            "--env-file",
+            str(env_file),
+            "--memory",
+            "256m",
+            *labels,
+            template["Image"],
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_3_zero_downtime(stack: Stack) -> None:
+    stack.require("2")
+    started = time.monotonic()
+    stats = stack.notes["update_loop"]
+    line = f"pulumi-style update: {stats.line()}"
+    print(line)
+
+    # The anchor, in the same run: the runbook's way against the same stack.
+    client = stack.scope.client
+    env = client.containers.get(stack.outputs["containers"]["api"][0]).attrs["Config"]["Env"]
+    with tempfile.NamedTemporaryFile("w", dir=stack.root, delete=False, suffix=".env") as handle:
+        os.chmod(handle.name, 0o600)
+        handle.write("\n".join(env) + "\n")
+    env_file = Path(handle.name)
+    stopped = list(stack.outputs["containers"]["api"])
+    try:
+        with ClientLoop(stack) as anchor:
+            _runbook_replace(stack, env_file)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if stack.https("GET", "/health", timeout=3)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            time.sleep(1)
+    finally:
+        env_file.unlink(missing_ok=True)
+        # Back to the declared state: the stack's own containers, not the hand-run one.
+        for name in stopped:
+            client.containers.get(name).start()
+        for name in stopped:
+            wait_healthy(client.containers.get(name), timeout=60)
+        with_runbook = client.containers.get(f"{stack.prefix}-runbook-api")
+        with_runbook.remove(force=True)
+    anchor_line = f"runbook stop + run: {anchor.stats.line()}"
+    print(anchor_line)
+
+    assert stats.sent > 20, "the loop must have run through the update"
+    assert stats.failed == 0, f"requests failed during the update: {stats.errors}"
+    assert anchor.stats.failed > 0, "the anchor must show the downtime the loop is able to see"
+    stack.results["3"] = True
+    stack.summary(
+        "3 zero downtime",
+        time.monotonic() - started,
+        f"passed ({line}; {anchor_line})",
+    )
+
+
+# -- 4. bad update: the broken image never becomes healthy --------------------------------------------
+
+
+def test_4_bad_update(stack: Stack) -> None:
+    stack.require("2")
+    started = time.monotonic()
+    client = stack.scope.client
+    stack.add_item("written-on-v2")
+    serving = list(stack.outputs["containers"]["api"])
+    stack.overrides["api"].update({"source": None, "image": tags.API_BROKEN})
+
+    with pytest.raises(DeploymentFailed) as caught:
+        stack.up()
+    message = str(caught.value)
+    assert "container wait failed: health check of container" in message, message
+    assert "-api-0 (docker:index/container:Container)" in message or "-api-1 (docker" in message, message
+
+    # The old API containers were never touched and still serve through nginx.
+    for name in serving:
+        container = client.containers.get(name)
+        assert container.status == "running" and container.attrs["State"]["Health"]["Status"] == "healthy"
+        probe = container.exec_run(["wget", "-q", "-O", "-", "http://localhost:8080/health"])
+        assert json.loads(probe.output)["version"] == "rehearsal-v2"
+    for _ in range(10):
+        assert stack.items() == ["before-update", "written-on-v2"]
+    # The failed containers stay (tainted, as the provider leaves them) and hold the `api` alias
+    # until the next update replaces them: count how much of /health through nginx they answer.
+    broken = [c.name for c in stack.api_containers() if c.name not in serving]
+    answers = [stack.https("GET", "/health")[0] for _ in range(20)]
+    split = f"/health via nginx: {answers.count(200)}x200, {answers.count(500)}x500 from {len(broken)} tainted"
+    print(split)
+    first = message.splitlines()[1].strip()[:160]
+    stack.results["4"] = True
+    stack.summary("4 bad update", time.monotonic() - started, f"passed (failed as expected: {first}; {split})")
+
+
+# -- 5. rollback: the previous image and the pre-update dump ------------------------------------------
+
+
+def test_5_rollback_with_restore(stack: Stack) -> None:
+    stack.require("2", "4")
+    started = time.monotonic()
+    client = stack.scope.client
+    stack.overrides["api"].update({"source": str(stack.checkout), "image": None})
+    stack.set_version("rehearsal-v1")
+    stack.plain["restoreFrom"] = stack.notes["pre_update_dump"]
+    result = stack.up()
+
+    assert stack.served_version() == "rehearsal-v1"
+    assert client.images.get(f"{stack.prefix}-api:latest").id == stack.notes["v1_image"]
+    # The data is exactly what the dump holds: the item written on v2 is gone.
+    assert stack.items() == ["before-update"]
+    assert stack.outputs["lastRestore"]["restored"] == stack.notes["pre_update_dump"]
+    # No broken (tainted) container is left behind; only the declared replicas run.
+    assert sorted(c.name for c in stack.api_containers()) == sorted(stack.outputs["containers"]["api"])
+    assert stack.outputs["health"]["status"] == "healthy"
+    restored_in = time.monotonic() - started
+
+    # Clearing restoreFrom deletes the restore Command and does nothing to the data.
+    stack.plain["restoreFrom"] = None
+    cleared = stack.up()
+    assert "restore-pg-restore" in cleared.actions("delete")
+    assert stack.items() == ["before-update"]
+    assert "lastRestore" not in stack.outputs
+    stack.results["5"] = True
+    stack.summary(
+        "5 rollback",
+        time.monotonic() - started,
+        f"passed (v1 + restore in {restored_in:.1f}s, {len(result.actions('create'))} creates; "
+        "restoreFrom cleared: restore Command deleted, data unchanged)",
+    )
+
+
+# -- 6. destroy keeps the protected volumes; a re-up reattaches them -------------------------------------
+
+
+def test_6_destroy_and_reup(stack: Stack) -> None:
+    stack.require("5")
+    started = time.monotonic()
+    client = stack.scope.client
+    destroyed = stack.rehearsal.destroy()
+    kept = sorted(v for v in destroyed.kept_protected if v.startswith(stack.prefix))
+    assert kept == sorted([f"{stack.prefix}-postgres-data", f"{stack.prefix}-redis-data"])
+    # The generated database password is pinned to the data volume, so it is kept with it.
+    assert "secrets-postgresPassword" in destroyed.kept_protected
+    print(f"[rehearsal] destroy kept protected: {', '.join(sorted(destroyed.kept_protected))}")
+    assert client.containers.list(all=True, filters={"label": f"catalogizer.stack={stack.prefix}"}) == []
+    assert client.networks.list(names=[f"{stack.prefix}-net"]) == []
+    left = sorted(v.name for v in client.volumes.list() if v.name.startswith(stack.prefix + "-"))
+    assert left == kept
+
+    reup = stack.up()
+    assert "volumes-postgres-data" in reup.actions("same")
+    assert stack.items() == ["before-update"]
+    assert stack.outputs["health"]["status"] == "healthy"
+    stack.results["6"] = True
+    stack.summary(
+        "6 destroy + re-up",
+        time.monotonic() - started,
+        f"passed (kept {', '.join(kept)}; re-up reattached them, data intact)",
+    )
