@@ -68,7 +68,9 @@ class NginxSite:
     api_host: str = "api"  # Docker network alias shared by all API replicas
     api_port: int = 8080
     resolver: str = "127.0.0.11"  # Docker's embedded DNS
-    resolver_valid_seconds: int = 5
+    # Short: a removed API container's address must leave nginx's cache quickly, since
+    # connecting to it then waits for proxy_connect_timeout instead of being refused.
+    resolver_valid_seconds: int = 1
     http_listen_port: int = 80  # ports INSIDE the container
     https_listen_port: int = 443
     cert_path: str = "/etc/nginx/tls/cert.pem"
@@ -446,7 +448,7 @@ http {{
     # purpose: `non_idempotent` -- a POST/PATCH that already reached an API
     # replica is never sent again (it could create a record twice); only
     # failures before the request was sent are retried for those methods.
-    proxy_connect_timeout 5s;
+    proxy_connect_timeout 1s;
     proxy_next_upstream error timeout http_502 http_503;
     proxy_next_upstream_tries 3;
     proxy_next_upstream_timeout 15s;
