@@ -448,7 +448,7 @@ http {{
     # purpose: `non_idempotent` -- a POST/PATCH that already reached an API
     # replica is never sent again (it could create a record twice); only
     # failures before the request was sent are retried for those methods.
-    proxy_connect_timeout 1s;
+    proxy_connect_timeout 500ms;
     proxy_next_upstream error timeout http_502 http_503;
     proxy_next_upstream_tries 3;
     proxy_next_upstream_timeout 15s;

@@ -194,7 +194,7 @@ def test_retries_next_upstream_but_never_non_idempotent() -> None:
     assert "non_idempotent" not in "\n".join(directives)
     connect = next(d for d in directives if d.startswith("proxy_connect_timeout"))
     # A removed replica's address times out rather than refusing: the retry must come fast.
-    assert int(re.search(r"(\d+)s;", connect).group(1)) <= 2  # type: ignore[union-attr]
+    assert connect == "proxy_connect_timeout 500ms;"
     assert "resolver 127.0.0.11 valid=1s ipv6=off;" in directives
 
 
