@@ -45,24 +45,9 @@ def scrub(text: str) -> str:
     return text
 
 
-def docker(
-    args: Sequence[str],
-    *,
-    stdin: int | None = None,
-    stdout: int | None = subprocess.PIPE,
-    input_bytes: bytes | None = None,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess[bytes]:
+def docker(args: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
     """Runs the docker CLI, which honours DOCKER_HOST from our environment."""
-    return subprocess.run(
-        ["docker", *args],
-        stdin=stdin,
-        input=input_bytes,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-        check=False,
-    )
+    return subprocess.run(["docker", *args], capture_output=True, timeout=timeout, check=False)
 
 
 def container_running(name: str) -> tuple[bool, str]:
@@ -80,7 +65,7 @@ def require_running(name: str, role: str) -> None:
 
 
 def container_log_tail(name: str, lines: int = 20) -> str:
-    result = docker(["logs", "--tail", str(lines), name], stdout=subprocess.PIPE, timeout=30)
+    result = docker(["logs", "--tail", str(lines), name], timeout=30)
     text = (result.stdout + result.stderr).decode(errors="replace").rstrip()
     return scrub(text) if text else "(no log lines)"
 
