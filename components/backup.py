@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components.hook_support import PROJECT_DIR, docker_env, exported_summary, script_command
+from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
 SUMMARY_KEYS = ("file", "bytes", "sha256", "seconds")
@@ -42,17 +42,13 @@ class PreUpdateBackup(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PreUpdateBackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:ops:PreUpdateBackup", name, None, opts)
-        self.command = command.local.Command(
+        self.command = hook_command(
             f"{name}-pg-dump",
-            create=script_command("backup.py"),
-            dir=str(PROJECT_DIR),
+            "backup.py",
             environment=database_env(args.settings, args.postgres_container_name, args.postgres_password),
             triggers=[args.rollout_fingerprint],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[args.postgres],
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
+            parent=self,
+            depends_on=[args.postgres],
         )
         self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
         self.register_outputs({"summary": self.summary})

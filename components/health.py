@@ -8,7 +8,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.hook_support import PROJECT_DIR, docker_env, exported_summary, script_command
+from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
 SUMMARY_KEYS = ("status", "seconds", "attempts", "checks")
@@ -50,18 +50,14 @@ class HealthCheck(pulumi.ComponentResource):
         }
         if args.cert_pem is not None:
             environment["HEALTH_CA_PEM"] = args.cert_pem
-        self.command = command.local.Command(
+        self.command = hook_command(
             f"{name}-verify",
-            create=script_command("health_check.py"),
-            dir=str(PROJECT_DIR),
+            "health_check.py",
             environment=environment,
             # Every rollout, and any replaced container (new ID), is verified again.
             triggers=[args.rollout_fingerprint, *[c.id for c in watched]],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=watched,
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
+            parent=self,
+            depends_on=watched,
         )
         self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
         self.register_outputs({"summary": self.summary})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pulumi
+import pulumi_command as command
 
 from settings import Settings
 
@@ -20,6 +22,32 @@ def script_command(script: str) -> str:
     if not (SCRIPTS_DIR / script).is_file():
         raise FileNotFoundError(SCRIPTS_DIR / script)
     return f"{PYTHON} scripts/{script}"
+
+
+def hook_command(
+    resource_name: str,
+    script: str,
+    *,
+    environment: Mapping[str, pulumi.Input[str]],
+    triggers: Sequence[pulumi.Input[str]],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> command.local.Command:
+    """A hook: the script runs on create, and again whenever a trigger changes."""
+    return command.local.Command(
+        resource_name,
+        create=script_command(script),
+        dir=str(PROJECT_DIR),
+        # Secrets arrive here and nowhere else: never on the command line.
+        environment=dict(environment),
+        triggers=list(triggers),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            # A script's output could echo what it was given; Pulumi keeps it encrypted.
+            additional_secret_outputs=["stdout", "stderr"],
+        ),
+    )
 
 
 def docker_env(settings: Settings) -> dict[str, str]:

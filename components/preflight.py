@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components.hook_support import PROJECT_DIR, docker_env, exported_summary, script_command
+from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
 SUMMARY_KEYS = ("docker", "freeGb", "ports", "certificateNotAfter")
@@ -39,14 +39,13 @@ class Preflight(pulumi.ComponentResource):
         }
         if settings.tls.cert_file is not None:
             environment["TLS_CERT_FILE"] = str(settings.tls.cert_file)
-        self.command = command.local.Command(
+        self.command = hook_command(
             f"{name}-checks",
-            create=script_command("preflight.py"),
-            dir=str(PROJECT_DIR),
+            "preflight.py",
             environment=environment,
             # Any change to the stack runs the checks again before anything is replaced.
             triggers=[settings.fingerprint(), args.rollout_fingerprint],
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
         )
         self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
         self.register_outputs({"summary": self.summary})

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_command as command
 
 from components.backup import database_env
-from components.hook_support import PROJECT_DIR, exported_summary, script_command
+from components.hook_support import exported_summary, hook_command
 from settings import RestoreSettings, Settings
 
 SUMMARY_KEYS = ("restored", "sha256", "safetyDump", "seconds")
@@ -31,10 +31,9 @@ class Restore(pulumi.ComponentResource):
     def __init__(self, name: str, args: RestoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:ops:Restore", name, None, opts)
         settings = args.settings
-        self.command = command.local.Command(
+        self.command = hook_command(
             f"{name}-pg-restore",
-            create=script_command("restore.py"),
-            dir=str(PROJECT_DIR),
+            "restore.py",
             environment={
                 **database_env(settings, args.postgres_container_name, args.postgres_password),
                 "RESTORE_FILE": str(args.restore.file),
@@ -42,11 +41,8 @@ class Restore(pulumi.ComponentResource):
             },
             # Runs once per dump; removing restoreFrom deletes this resource and leaves the data alone.
             triggers=[str(args.restore.file), args.restore.sha256],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=args.after,
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
+            parent=self,
+            depends_on=args.after,
         )
         self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
         self.register_outputs({"summary": self.summary})
