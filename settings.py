@@ -240,7 +240,7 @@ class _Section:
                 )
         self.raw: dict[str, Any] = raw
 
-    def _full(self, name: str) -> str:
+    def full_key(self, name: str) -> str:
         return f"{self.key}.{name}"
 
     def text(self, name: str, default: str | None) -> str | None:
@@ -248,7 +248,7 @@ class _Section:
         if value is None:
             return None
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{self._full(name)}: expected a non-empty string, got {value!r}.")
+            raise ConfigError(f"{self.full_key(name)}: expected a non-empty string, got {value!r}.")
         return value.strip()
 
     def integer(self, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
@@ -258,11 +258,11 @@ class _Section:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self._full(name)}: expected a whole number, got {value!r}.")
+            raise ConfigError(f"{self.full_key(name)}: expected a whole number, got {value!r}.")
         if not minimum <= value <= maximum:
             raise ConfigError(
-                f"{self._full(name)}: {value} is outside {minimum}-{maximum}. "
-                f"Set it with `pulumi config set --path '{self._full(name)}' <number>`."
+                f"{self.full_key(name)}: {value} is outside {minimum}-{maximum}. "
+                f"Set it with `pulumi config set --path '{self.full_key(name)}' <number>`."
             )
         return value
 
@@ -271,13 +271,13 @@ class _Section:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise ConfigError(f"{self._full(name)}: expected true or false, got {value!r}.")
+            raise ConfigError(f"{self.full_key(name)}: expected true or false, got {value!r}.")
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.text(name, default)
         if value not in choices:
-            raise ConfigError(f"{self._full(name)}: unknown value {value!r}. Use one of: {', '.join(choices)}.")
+            raise ConfigError(f"{self.full_key(name)}: unknown value {value!r}. Use one of: {', '.join(choices)}.")
         return value
 
 
@@ -291,7 +291,7 @@ def _memory(section: _Section, name: str, default: int, service: str) -> int:
     assert value is not None
     if value < floor:
         raise ConfigError(
-            f"{section._full(name)}: {value} MB is below the floor of {floor} MB for {service}; "
+            f"{section.full_key(name)}: {value} MB is below the floor of {floor} MB for {service}; "
             f"raise it (default {default})."
         )
     return value
