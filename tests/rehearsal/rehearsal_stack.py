@@ -29,11 +29,14 @@ VERSION_ARG = re.compile(r"^ARG VERSION=.*$", re.MULTILINE)
 
 
 def say(config: pytest.Config, line: str) -> None:
+    """Writes past pytest's output capture, so the summary shows in every CI log."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
         sys.stderr.write(line + "\n")
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line(line)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 from docker_harness import DockerScope, _parse_docker_time, wait_healthy
 from images import tags
 from rehearsal_engine import DeploymentFailed, Rehearsal
-from rehearsal_stack import ClientLoop, Stack
+from rehearsal_stack import ClientLoop, Stack, say
 
 
 def _container_started(container) -> float:
@@ -65,7 +65,7 @@ random.RandomPassword("ignored", length=16, opts=pulumi.ResourceOptions(ignore_c
 """
 
 
-def test_refuses_inputs_and_options_it_does_not_implement(tmp_path: Path) -> None:
+def test_refuses_inputs_and_options_it_does_not_implement(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     started = time.monotonic()
     with DockerScope(test_name="rehearsal-refusal") as scope:
         name = scope.name("privileged")
@@ -88,7 +88,7 @@ def test_refuses_inputs_and_options_it_does_not_implement(tmp_path: Path) -> Non
             engine.up("refusal", {})
         assert "ignored (random:index/randomPassword:RandomPassword)" in str(caught.value)
         assert "resource option 'ignore_changes'" in str(caught.value)
-    print(f"[rehearsal] refusal: {time.monotonic() - started:.1f}s, passed")
+    say(request.config, f"[rehearsal] refusal: {time.monotonic() - started:.1f}s, passed")
 
 
 # -- 1. fresh up --------------------------------------------------------------------------------------
@@ -227,7 +227,6 @@ def test_3_zero_downtime(stack: Stack) -> None:
     started = time.monotonic()
     stats = stack.notes["update_loop"]
     line = f"pulumi-style update: {stats.line()}"
-    print(line)
 
     # The anchor, in the same run: the runbook's way against the same stack.
     client = stack.scope.client
@@ -259,7 +258,6 @@ def test_3_zero_downtime(stack: Stack) -> None:
         with_runbook = client.containers.get(f"{stack.prefix}-runbook-api")
         with_runbook.remove(force=True)
     anchor_line = f"runbook stop + run: {anchor.stats.line()}"
-    print(anchor_line)
 
     assert stats.sent > 20, "the loop must have run through the update"
     assert stats.failed == 0, f"requests failed during the update: {stats.errors}"
@@ -302,7 +300,6 @@ def test_4_bad_update(stack: Stack) -> None:
     broken = [c.name for c in stack.api_containers() if c.name not in serving]
     answers = [stack.https("GET", "/health")[0] for _ in range(20)]
     split = f"/health via nginx: {answers.count(200)}x200, {answers.count(500)}x500 from {len(broken)} tainted"
-    print(split)
     first = message.splitlines()[1].strip()[:160]
     stack.results["4"] = True
     stack.summary("4 bad update", time.monotonic() - started, f"passed (failed as expected: {first}; {split})")
@@ -357,7 +354,7 @@ def test_6_destroy_and_reup(stack: Stack) -> None:
     assert kept == sorted([f"{stack.prefix}-postgres-data", f"{stack.prefix}-redis-data"])
     # The generated database password is pinned to the data volume, so it is kept with it.
     assert "secrets-postgresPassword" in destroyed.kept_protected
-    print(f"[rehearsal] destroy kept protected: {', '.join(sorted(destroyed.kept_protected))}")
+    say(stack.pytest_config, f"[rehearsal] destroy kept protected: {', '.join(sorted(destroyed.kept_protected))}")
     assert client.containers.list(all=True, filters={"label": f"catalogizer.stack={stack.prefix}"}) == []
     assert client.networks.list(names=[f"{stack.prefix}-net"]) == []
     left = sorted(v.name for v in client.volumes.list() if v.name.startswith(stack.prefix + "-"))
