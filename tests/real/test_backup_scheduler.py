@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 from docker_harness import DockerScope, healthcheck, wait_health_status
+from images import tags
 from services import psql_exec, start_postgres
 
 from components.backup_scheduler import DOCKERFILE
 from components.hook_support import PROJECT_DIR
-from images import tags
 
 SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
 
