@@ -193,15 +193,8 @@ class Settings:
     @property
     def published_ports(self) -> list[str]:
         """Every host port the stack publishes, as address:port."""
-        ports = [f"0.0.0.0:{self.proxy.http_port}"]
-        if self.tls.mode != "off":
-            ports.append(f"0.0.0.0:{self.proxy.https_port}")
-        for port in (self.postgres.host_port, self.redis.host_port):
-            if port is not None:
-                ports.append(f"127.0.0.1:{port}")
-        if self.monitoring.enabled:
-            ports += [f"127.0.0.1:{self.monitoring.prometheus_port}", f"127.0.0.1:{self.monitoring.grafana_port}"]
-        return ports
+        claims = _host_port_claims(self.proxy, self.postgres, self.redis, self.monitoring, self.tls)
+        return [f"{address}:{port}" for _, address, port in claims]
 
     def fingerprint(self) -> str:
         """Changes with any setting; secret values and key material are left out."""
@@ -398,7 +391,7 @@ def load_settings(
     backup = _load_backup(loader, app_env)
     health = _load_health(loader)
     preflight = _load_preflight(loader)
-    _check_port_clashes(proxy, postgres, redis, monitoring, tls)
+    _check_port_clashes(_host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = _load_secrets(loader)
     restore = _load_restore(loader)
     return Settings(
@@ -629,28 +622,32 @@ def _load_preflight(loader: _Loader) -> PreflightSettings:
     return PreflightSettings(min_free_gb=floor)
 
 
-def _check_port_clashes(
+def _host_port_claims(
     proxy: ProxySettings,
     postgres: PostgresSettings,
     redis: RedisSettings,
     monitoring: MonitoringSettings,
     tls: TlsSettings,
-) -> None:
-    claims: list[tuple[str, int | None]] = [
-        ("catalogizer:proxy.httpPort", proxy.http_port),
-        ("catalogizer:proxy.httpsPort", proxy.https_port if tls.mode != "off" else None),
-        ("catalogizer:postgres.hostPort", postgres.host_port),
-        ("catalogizer:redis.hostPort", redis.host_port),
+) -> list[tuple[str, str, int]]:
+    """(config key, bind address, port) of every host port the stack publishes."""
+    # The proxy is public; everything else is for operators on the host only.
+    claims: list[tuple[str, str, int | None]] = [
+        ("catalogizer:proxy.httpPort", "0.0.0.0", proxy.http_port),
+        ("catalogizer:proxy.httpsPort", "0.0.0.0", proxy.https_port if tls.mode != "off" else None),
+        ("catalogizer:postgres.hostPort", "127.0.0.1", postgres.host_port),
+        ("catalogizer:redis.hostPort", "127.0.0.1", redis.host_port),
     ]
     if monitoring.enabled:
         claims += [
-            ("catalogizer:monitoring.prometheusPort", monitoring.prometheus_port),
-            ("catalogizer:monitoring.grafanaPort", monitoring.grafana_port),
+            ("catalogizer:monitoring.prometheusPort", "127.0.0.1", monitoring.prometheus_port),
+            ("catalogizer:monitoring.grafanaPort", "127.0.0.1", monitoring.grafana_port),
         ]
+    return [(key, address, port) for key, address, port in claims if port is not None]
+
+
+def _check_port_clashes(claims: list[tuple[str, str, int]]) -> None:
     seen: dict[int, str] = {}
-    for key, port in claims:
-        if port is None:
-            continue
+    for key, _, port in claims:
         if port in seen:
             raise ConfigError(
                 f"{key}: host port {port} is already used by {seen[port]}; give each service its own port."
