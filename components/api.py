@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.container_defaults import healthcheck, managed_container
+from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
+from components.redis import NETWORK_ALIAS as REDIS_ALIAS
 from settings import API_PORT, POSTGRES_PORT, REDIS_PORT, Settings
 
 NETWORK_ALIAS = "api"
@@ -40,17 +42,17 @@ def api_environment(settings: Settings, secrets: ApiSecrets) -> pulumi.Output[li
         "GIN_MODE": "release" if settings.app_env != "development" else "debug",
         "LOG_LEVEL": api.log_level,
         "DATABASE_TYPE": "postgres",
-        "DATABASE_HOST": "postgres",
+        "DATABASE_HOST": POSTGRES_ALIAS,
         "DATABASE_PORT": str(POSTGRES_PORT),
         "DATABASE_NAME": pg.database,
         "DATABASE_USER": pg.user,
         "DATABASE_SSL_MODE": "disable",
-        "POSTGRES_HOST": "postgres",
+        "POSTGRES_HOST": POSTGRES_ALIAS,
         "POSTGRES_PORT": str(POSTGRES_PORT),
         "POSTGRES_DB": pg.database,
         "POSTGRES_USER": pg.user,
-        "REDIS_ADDR": f"redis:{REDIS_PORT}",
-        "REDIS_HOST": "redis",
+        "REDIS_ADDR": f"{REDIS_ALIAS}:{REDIS_PORT}",
+        "REDIS_HOST": REDIS_ALIAS,
         "REDIS_PORT": str(REDIS_PORT),
         "ADMIN_USERNAME": api.admin_username,
         "CORS_ENABLED": "true" if api.cors_origins else "false",
@@ -123,20 +125,13 @@ class Api(pulumi.ComponentResource):
                 ),
                 wait=True,
                 wait_timeout=180,
-                restart="unless-stopped",
                 memory=settings.api.memory_mb,
                 stop_timeout=30,
                 destroy_grace_seconds=30,
                 networks_advanced=[
                     docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])
                 ],
-                labels=[
-                    *labels(settings, "api"),
-                    {"label": LABEL_REPLICA, "value": str(index)},
-                    *extra_labels,
-                ],
-                log_driver=LOG_DRIVER,
-                log_opts=LOG_OPTS,
+                **managed_container(settings, "api", {"label": LABEL_REPLICA, "value": str(index)}, *extra_labels),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
             )
             self.containers.append(container)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.container_defaults import healthcheck, managed_container
 from components.hook_support import PROJECT_DIR
+from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from settings import Settings
 
 DOCKERFILE = PROJECT_DIR / "dockerfiles" / "backup-scheduler" / "Dockerfile"
@@ -52,7 +53,7 @@ class BackupScheduler(pulumi.ComponentResource):
             image=image.repo_digest,
             envs=pulumi.Output.secret(args.postgres_password).apply(
                 lambda password: [
-                    "PGHOST=postgres",
+                    f"PGHOST={POSTGRES_ALIAS}",
                     f"PGUSER={pg.user}",
                     f"PGDATABASE={pg.database}",
                     f"PGPASSWORD={password}",
@@ -71,12 +72,9 @@ class BackupScheduler(pulumi.ComponentResource):
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
             wait=True,
-            restart="unless-stopped",
             memory=MEMORY_MB,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            labels=labels(settings, "backup-scheduler"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "backup-scheduler"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         self.register_outputs({"container_name": self.container.name})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi_docker as docker
 
 from settings import LOG_MAX_FILE, LOG_MAX_SIZE, Settings
@@ -19,6 +21,16 @@ def labels(settings: Settings, role: str) -> list[dict[str, str]]:
         {"label": LABEL_STACK, "value": settings.name_prefix},
         {"label": LABEL_ROLE, "value": role},
     ]
+
+
+def managed_container(settings: Settings, role: str, *extra_labels: dict[str, str]) -> dict[str, Any]:
+    """What every container of the stack gets: labels, log rotation, restart after reboots."""
+    return {
+        "labels": [*labels(settings, role), *extra_labels],
+        "log_driver": LOG_DRIVER,
+        "log_opts": LOG_OPTS,
+        "restart": "unless-stopped",
+    }
 
 
 def healthcheck(

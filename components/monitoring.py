@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.api import NETWORK_ALIAS as API_ALIAS
+from components.container_defaults import healthcheck, managed_container
 from rendering.monitoring import render_grafana_datasource, render_prometheus_yml
 from settings import API_PORT, Settings
 
@@ -44,18 +45,17 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-prometheus",
             name=f"{settings.name_prefix}-prometheus",
             image=prom_image.image_id,
-            uploads=[docker.ContainerUploadArgs(file=PROMETHEUS_CONF, content=render_prometheus_yml("api", API_PORT))],
+            uploads=[
+                docker.ContainerUploadArgs(file=PROMETHEUS_CONF, content=render_prometheus_yml(API_ALIAS, API_PORT))
+            ],
             # Monitoring UIs stay on loopback; reach them through an SSH tunnel.
             ports=[docker.ContainerPortArgs(internal=9090, external=mon.prometheus_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/prometheus", type="volume", source=args.prometheus_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]),
             wait=True,
-            restart="unless-stopped",
             memory=512,
             networks_advanced=network,
-            labels=labels(settings, "prometheus"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "prometheus"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         grafana_image = docker.RemoteImage(
@@ -82,12 +82,9 @@ class Monitoring(pulumi.ComponentResource):
             mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", type="volume", source=args.grafana_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"]),
             wait=True,
-            restart="unless-stopped",
             memory=512,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            labels=labels(settings, "grafana"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "grafana"),
             opts=pulumi.ResourceOptions(
                 parent=self, delete_before_replace=True, depends_on=[prometheus, *args.wait_for]
             ),

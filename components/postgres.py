@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.container_defaults import healthcheck, managed_container
 from settings import POSTGRES_PORT, Settings
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -74,7 +74,6 @@ class Postgres(pulumi.ComponentResource):
             ),
             wait=True,
             wait_timeout=180,
-            restart="unless-stopped",
             memory=pg.memory_mb,
             shm_size=256,
             # SIGINT is PostgreSQL's "fast" shutdown: it checkpoints, then exits.
@@ -84,9 +83,7 @@ class Postgres(pulumi.ComponentResource):
             mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            labels=labels(settings, "postgres"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "postgres"),
             # The name is fixed, so the old container has to go before its replacement starts.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )

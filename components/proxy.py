@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.api import NETWORK_ALIAS as API_ALIAS
+from components.container_defaults import healthcheck, managed_container
 from rendering.nginx import NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
@@ -25,6 +26,7 @@ def nginx_site(settings: Settings) -> NginxSite:
         tls_enabled=settings.tls.mode != "off",
         hsts=settings.production,
         public_https_port=settings.proxy.https_port,
+        api_host=API_ALIAS,
         api_port=API_PORT,
         http_listen_port=HTTP_PORT,
         https_listen_port=HTTPS_PORT,
@@ -76,13 +78,10 @@ class Proxy(pulumi.ComponentResource):
             ),
             wait=True,
             wait_timeout=60,
-            restart="unless-stopped",
             memory=MEMORY_MB,
             mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            labels=labels(settings, "nginx"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "nginx"),
             # Host ports are fixed, so the old container must release them first.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )

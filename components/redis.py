@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import LOG_DRIVER, LOG_OPTS, healthcheck, labels
+from components.container_defaults import healthcheck, managed_container
 from rendering.redis import CONF_PATH, DATA_DIR, render_redis_conf
 from settings import REDIS_PORT, Settings
 
@@ -60,14 +60,11 @@ class Redis(pulumi.ComponentResource):
             healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
             wait=True,
             wait_timeout=120,
-            restart="unless-stopped",
             memory=redis.memory_mb,
             mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            labels=labels(settings, "redis"),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **managed_container(settings, "redis"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
         )
         self.container_name = self.container.name
