@@ -91,7 +91,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one, never a part (mode 0600)."""
     partial = target.with_name(f".{target.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -152,7 +153,7 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
         verify_dump(db, partial)
         # The checksum goes first, so a dump under its final name always has one beside it.
         checksum = f"{digest.hexdigest()}  {final.name}\n".encode()
-        _write_atomically(final.with_name(final.name + CHECKSUM_SUFFIX), checksum)
+        write_atomically(final.with_name(final.name + CHECKSUM_SUFFIX), checksum)
         partial.replace(final)
         _fsync_dir(directory)
     except OSError as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backup import Database, apply_retention, safe_stack_name, take_backup
+from backup import Database, apply_retention, safe_stack_name, take_backup, write_atomically
 from cron import CronSchedule
 from hooklib import HookError, env, env_int, scrub
 
@@ -41,9 +41,7 @@ def read_status() -> dict[str, object]:
 def write_status(status: dict[str, object]) -> None:
     path = status_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(status))
-    partial.replace(path)
+    write_atomically(path, json.dumps(status).encode())
 
 
 def check(now: datetime.datetime | None = None) -> tuple[bool, str]:
