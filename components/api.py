@@ -118,9 +118,10 @@ class Api(pulumi.ComponentResource):
                     ),
                     docker.ContainerMountArgs(target=LOGS_MOUNT, type="volume", source=args.logs_volume),
                 ],
-                # The runtime image has wget but no curl.
+                # The runtime image has wget but no curl. GET, never `--spider`: wget's spider sends HEAD,
+                # which Gin answers 404 on GET-only routes (catalog-api/main.go registers /health for GET).
                 healthcheck=healthcheck(
-                    ["CMD", "wget", "-q", "--spider", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
+                    ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
                     start_period=20,
                 ),
                 wait=True,

@@ -110,7 +110,7 @@ def start_api(
 ) -> Container:
     kwargs.setdefault(
         "healthcheck",
-        healthcheck(["CMD-SHELL", f"wget -q --spider http://localhost:{API_PORT}/health || exit 1"]),
+        healthcheck(["CMD-SHELL", f"wget -q -O /dev/null http://localhost:{API_PORT}/health || exit 1"]),
     )
     return scope.container(
         image, suffix, network=network, aliases=["api"], environment=env, ports={API_PORT: None}, **kwargs

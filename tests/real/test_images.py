@@ -237,7 +237,7 @@ def test_api_standin_broken_image_fails_health(docker_scope: DockerScope) -> Non
         tags.API_BROKEN,
         api_env(pg_password, None),
         healthcheck=healthcheck(
-            ["CMD-SHELL", f"wget -q --spider http://localhost:{API_PORT}/health || exit 1"], retries=2
+            ["CMD-SHELL", f"wget -q -O /dev/null http://localhost:{API_PORT}/health || exit 1"], retries=2
         ),
     )
     port = docker_scope.host_port(api, API_PORT)
