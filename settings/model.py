@@ -40,6 +40,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "corsOrigins",
         "mediaRoot",
         "logLevel",
+        "platform",
     ),
     "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
     "redis": ("image", "memoryMb", "hostPort"),
@@ -47,7 +48,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "tls": ("mode", "certFile", "keyFile"),
     "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
     "backup": ("dir", "keep", "scheduler", "schedule"),
-    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress"),
+    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
@@ -66,6 +67,8 @@ class ApiSettings:
     cors_origins: tuple[str, ...]
     media_root: Path
     log_level: str
+    # os/arch[/variant] of the Docker host the images are built for.
+    platform: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class HealthSettings:
     timeout_seconds: int
     interval_seconds: int
     probe_address: str
+    # How long `pulumi up` waits for each container to turn healthy (the provider's wait_timeout).
+    wait_timeout_seconds: int
 
 
 @dataclass(frozen=True)

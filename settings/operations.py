@@ -59,10 +59,13 @@ def load_health(loader: Loader) -> HealthSettings:
     timeout = s.integer("timeoutSeconds", 120, 5, 3600)
     interval = s.integer("intervalSeconds", 2, 1, 60)
     probe = s.text("probeAddress", "127.0.0.1")
-    assert timeout is not None and interval is not None and probe is not None
+    wait_timeout = s.integer("waitTimeoutSeconds", 180, 10, 3600)
+    assert timeout is not None and interval is not None and probe is not None and wait_timeout is not None
     if interval >= timeout:
         raise ConfigError(f"{s.key}.intervalSeconds: {interval} must be shorter than timeoutSeconds ({timeout}).")
-    return HealthSettings(timeout_seconds=timeout, interval_seconds=interval, probe_address=probe)
+    return HealthSettings(
+        timeout_seconds=timeout, interval_seconds=interval, probe_address=probe, wait_timeout_seconds=wait_timeout
+    )
 
 
 def load_preflight(loader: Loader) -> PreflightSettings:

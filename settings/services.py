@@ -51,6 +51,15 @@ def load_api(loader: Loader) -> ApiSettings:
             )
     media_root = s.text("mediaRoot", "/opt/catalogizer/media")
     assert media_root is not None
+    # Without it pulumi-docker builds for the machine running Pulumi (its Image Check), which
+    # breaks an arm64 workstation deploying to an amd64 host; preflight compares it with the host.
+    platform = s.text("platform", "linux/amd64")
+    assert platform is not None
+    if not re.fullmatch(r"linux/(amd64|arm64|arm/v[5-7]|386|ppc64le|s390x|riscv64)", platform):
+        raise ConfigError(
+            f"{s.key}.platform: {platform!r} is not a Linux platform Docker builds for; use the Docker host's "
+            f"`docker version --format '{{{{.Server.Os}}}}/{{{{.Server.Arch}}}}'`, e.g. linux/amd64 or linux/arm64."
+        )
     return ApiSettings(
         source=source,
         dockerfile=dockerfile,
@@ -62,6 +71,7 @@ def load_api(loader: Loader) -> ApiSettings:
         cors_origins=origins,
         media_root=resolve(media_root),
         log_level=s.choice("logLevel", "info", LOG_LEVELS),
+        platform=platform,
     )
 
 
