@@ -94,12 +94,30 @@ def _fsync_dir(directory: Path) -> None:
 def write_atomically(target: Path, data: bytes) -> None:
     """Readers see the old file or the whole new one, never a part (mode 0600)."""
     partial = target.with_name(f".{target.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover (or planted) partial goes first; unlink(2) removes a symlink itself, never
+    # its target. O_EXCL then refuses anything that reappears, symlink included (open(2):
+    # "If O_CREAT and O_EXCL are set ... symbolic links are not followed"), and O_NOFOLLOW
+    # makes that explicit.
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     partial.replace(target)
+
+
+def force_private(directory: Path) -> None:
+    """Dumps hold every password hash and the whole catalog: the folder is 0700 whatever it was.
+
+    mkdir's mode applies only to a folder it creates (and is masked by the umask); an existing
+    0777 folder would stay open to every local user, so its mode is set explicitly.
+    """
+    if directory.is_symlink():
+        # chmod follows symlinks: a link planted in place of the folder would change its target.
+        raise HookError(f"backup folder {directory} is a symbolic link; point backup.dir at the real folder")
+    if directory.stat().st_mode & 0o777 != 0o700:
+        directory.chmod(0o700)
 
 
 def verify_dump(db: Database, path: Path) -> int:
@@ -119,6 +137,7 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
         require_running(db.container, "PostgreSQL")
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        force_private(directory)
     except OSError as exc:
         raise HookError(f"cannot create backup folder {directory}: {exc.strerror}") from None
     final = directory / dump_name(stack, datetime.datetime.now(datetime.UTC))
@@ -126,7 +145,7 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
     digest = hashlib.sha256()
     size = 0
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             process = subprocess.Popen(
                 db.argv("pg_dump", "--format=custom", "--username", db.user, "--dbname", db.name),
