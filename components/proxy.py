@@ -24,7 +24,10 @@ def nginx_site(settings: Settings) -> NginxSite:
     return NginxSite(
         server_name=settings.domain,
         tls_enabled=settings.tls.mode != "off",
-        hsts=settings.production,
+        # Whenever TLS is on, staging included: a browser that once saw HTTPS never downgrades.
+        hsts=True,
+        hsts_include_subdomains=settings.tls.hsts_include_subdomains,
+        ocsp_stapling=settings.tls.ocsp_responder,
         public_https_port=settings.proxy.https_port,
         api_host=API_ALIAS,
         api_port=API_PORT,

@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["NginxSite", "render_nginx_conf"]
+from rendering.nginx_servers import SELF_HEALTH_PATH, app_server, catch_all_servers, indent, redirect_server
+
+__all__ = ["SELF_HEALTH_PATH", "NginxSite", "render_nginx_conf"]
 
 # Everything interpolated into the config is checked against a strict pattern:
 # a stray ';', '{', quote or '$' would change the meaning of the file, or
@@ -50,7 +52,14 @@ _GZIP_TYPES = (
     "application/vnd.ms-fontobject image/svg+xml"
 )
 
-_HSTS_VALUE = "max-age=31536000; includeSubDomains"
+# Curves offered for ECDHE, strongest-and-fastest first (Mozilla "intermediate" list);
+# without it nginx 1.22 uses OpenSSL's "auto" list, which also offers X448/secp521r1.
+ECDH_CURVES = "X25519:prime256v1:secp384r1"
+
+# Default Content-Security-Policy: the API serves JSON, images and SVG placeholders, never
+# pages that load scripts from elsewhere, so 'self' breaks nothing; frame-ancestors 'self' is
+# the modern form of X-Frame-Options SAMEORIGIN.
+DEFAULT_CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class NginxSite:
 
     server_name: str  # the public domain, e.g. "localhost" or "catalog.example.com"
     tls_enabled: bool  # False only for tls.mode=off (HTTP only)
-    hsts: bool  # True in production; ignored when TLS is off (browsers ignore HSTS over HTTP)
+    hsts: bool  # HSTS on every HTTPS response; ignored when TLS is off (browsers ignore HSTS over HTTP)
     public_https_port: int = 443  # HOST port of HTTPS, used in the HTTP->HTTPS redirect
     api_host: str = "api"  # Docker network alias shared by all API replicas
     api_port: int = 8080
@@ -89,9 +98,12 @@ class NginxSite:
     worker_user: str | None = None
     # None keeps the build's compiled-in temp paths; tests point it at a tmp dir.
     temp_dir: str | None = None
-    # Off by default: the API may serve HTML (e.g. API docs) that a strict
-    # policy would break, and the reference config sets none.
-    content_security_policy: str | None = None
+    # None sends no CSP header at all.
+    content_security_policy: str | None = DEFAULT_CSP
+    # HSTS for every subdomain too: off when other hosts under the domain still serve HTTP.
+    hsts_include_subdomains: bool = True
+    # Staple OCSP responses; only for a certificate that names a responder (see settings/edge.py).
+    ocsp_stapling: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -130,6 +142,8 @@ def _validate(site: NginxSite) -> None:
     )
     _check_bool("tls_enabled", site.tls_enabled)
     _check_bool("hsts", site.hsts)
+    _check_bool("hsts_include_subdomains", site.hsts_include_subdomains)
+    _check_bool("ocsp_stapling", site.ocsp_stapling)
     for name in ("public_https_port", "api_port", "http_listen_port", "https_listen_port"):
         _check_int(name, getattr(site, name), 1, 65535)
     _check_int("resolver_valid_seconds", site.resolver_valid_seconds, 1, 86400)
@@ -154,187 +168,11 @@ def _validate(site: NginxSite) -> None:
         raise _fail("https_listen_port", site.https_listen_port, "must differ from http_listen_port")
 
 
-def _indent(text: str, level: int) -> str:
-    pad = "    " * level
-    return "\n".join(pad + line if line else "" for line in text.splitlines())
-
-
-def _listen(site: NginxSite, port: int) -> str:
-    return f"{site.listen_address}:{port}" if site.listen_address else str(port)
-
-
-def _proxy_to_api(site: NginxSite, *extra_headers: str) -> str:
-    # proxy_set_header is an array directive: a location that sets any header
-    # loses every header set at server level, so each location gets the full set.
-    headers = [
-        "proxy_set_header Host $host;",
-        "proxy_set_header X-Real-IP $remote_addr;",
-        # nginx is the public edge: overwrite instead of appending, so a client
-        # cannot put a forged address in front of its real one (Gin trusts the
-        # left-most X-Forwarded-For entry by default, e.g. for rate limiting).
-        "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
-        *extra_headers,
-    ]
-    return "\n".join(
-        [
-            f"proxy_pass http://$api_upstream:{site.api_port};",
-            "proxy_http_version 1.1;",
-            *headers,
-        ]
-    )
-
-
-def _security_headers(site: NginxSite) -> str:
-    # Only at server level and never inside a location: add_header is an array
-    # directive too, one add_header in a location would drop all of these.
-    lines = [
-        'add_header X-Frame-Options "SAMEORIGIN" always;',
-        'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-XSS-Protection "1; mode=block" always;',
-        'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
-    ]
-    if site.content_security_policy is not None:
-        lines.append(f'add_header Content-Security-Policy "{site.content_security_policy}" always;')
-    if site.tls_enabled and site.hsts:
-        lines.append(f'add_header Strict-Transport-Security "{_HSTS_VALUE}" always;')
-    return "\n".join(lines)
-
-
-def _acme_location(site: NginxSite) -> str:
-    # ^~ stops the regex "hidden files" location from denying /.well-known/.
+def _tls_directives() -> str:
     return f"""\
-location ^~ /.well-known/acme-challenge/ {{
-    root {site.acme_webroot};
-    default_type text/plain;
-    try_files $uri =404;
-}}"""
-
-
-SELF_HEALTH_PATH = "/nginx-health"
-
-
-def _self_health_location() -> str:
-    # The container's own health check: nginx is up, whether or not an API is yet.
-    return f"""\
-location = {SELF_HEALTH_PATH} {{
-    access_log off;
-    allow 127.0.0.1;
-    deny all;
-    default_type text/plain;
-    return 200 "ok\\n";
-}}"""
-
-
-def _health_location(site: NginxSite) -> str:
-    return f"""\
-location = /health {{
-    access_log off;
-{_indent(_proxy_to_api(site), 1)}
-}}"""
-
-
-def _app_locations(site: NginxSite) -> str:
-    websocket_proxy = _proxy_to_api(
-        site, "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;"
-    )
-    return f"""\
-{_acme_location(site)}
-
-# Hidden files (.env, .git, ...) are never proxied.
-location ~ /\\. {{
-    deny all;
-    access_log off;
-    log_not_found off;
-}}
-
-# Metrics are scraped by Prometheus inside the Docker network, straight from
-# the API port; the public proxy does not expose them.  nginx normalises the
-# URI before matching, so /api/../metrics and //metrics land here too.
-location = /metrics {{
-    return 404;
-}}
-location ^~ /metrics/ {{
-    return 404;
-}}
-
-{_health_location(site)}
-
-{_self_health_location()}
-
-# Authentication endpoints: stricter per-IP rate (brute-force protection).
-# A regex location wins over the /api/ prefix location below.
-location ~ ^/api/v1/(auth|login|register)(/|$) {{
-    limit_req zone=auth_limit burst=5 nodelay;
-    limit_conn addr 5;
-{_indent(_proxy_to_api(site), 1)}
-}}
-
-location /api/ {{
-    limit_req zone=api_limit burst=20 nodelay;
-    limit_conn addr 10;
-    # Stream uploads (up to 2G) to the API instead of spooling them to the
-    # proxy's disk first; a connection failure before the body was sent is
-    # still retried on another replica.
-    proxy_request_buffering off;
-    proxy_read_timeout 60s;
-    proxy_send_timeout 60s;
-{_indent(_proxy_to_api(site), 1)}
-}}
-
-location /ws {{
-{_indent(websocket_proxy, 1)}
-    # WebSocket connections are long-lived and may be idle between events.
-    proxy_read_timeout 3600s;
-    proxy_send_timeout 3600s;
-}}
-
-# Anything else the API serves (there is no static frontend in this deployment).
-location / {{
-    limit_req zone=api_limit burst=20 nodelay;
-{_indent(_proxy_to_api(site), 1)}
-}}"""
-
-
-def _upstream_variable(site: NginxSite) -> str:
-    # A variable in proxy_pass makes nginx resolve the name through `resolver`
-    # at request time (cached for resolver_valid_seconds) instead of once at
-    # startup: replicas that come and go are picked up without a reload, and
-    # nginx starts even before any API container exists.
-    return f'set $api_upstream "{site.api_host}";'
-
-
-def _https_port_suffix(site: NginxSite) -> str:
-    return "" if site.public_https_port == 443 else f":{site.public_https_port}"
-
-
-def _redirect_server(site: NginxSite) -> str:
-    return f"""\
-server {{
-    listen {_listen(site, site.http_listen_port)} default_server;
-    server_name {site.server_name};
-    {_upstream_variable(site)}
-
-{_indent(_acme_location(site), 1)}
-
-{_indent(_self_health_location(), 1)}
-
-    # Plain-HTTP health check, so container/load-balancer probes need neither
-    # a CA file nor redirect handling; it reveals nothing that HTTPS does not.
-{_indent(_health_location(site), 1)}
-
-    location / {{
-        return 301 https://$host{_https_port_suffix(site)}$request_uri;
-    }}
-}}"""
-
-
-def _tls_directives(site: NginxSite) -> str:
-    return f"""\
-ssl_certificate {site.cert_path};
-ssl_certificate_key {site.key_path};
 ssl_protocols TLSv1.2 TLSv1.3;
 ssl_ciphers {_TLS12_CIPHERS};
+ssl_ecdh_curve {ECDH_CURVES};
 # With only strong suites on offer the client's order (which knows whether it
 # has AES hardware) is the better choice.
 ssl_prefer_server_ciphers off;
@@ -342,26 +180,6 @@ ssl_session_cache shared:SSL:10m;
 ssl_session_timeout 1d;
 # Tickets would reuse one key for the process lifetime and weaken forward secrecy.
 ssl_session_tickets off;"""
-
-
-def _app_server(site: NginxSite) -> str:
-    if site.tls_enabled:
-        listen = f"listen {_listen(site, site.https_listen_port)} ssl http2 default_server;"
-        tls = "\n\n" + _indent(_tls_directives(site), 1)
-    else:
-        listen = f"listen {_listen(site, site.http_listen_port)} default_server;"
-        tls = ""
-    return f"""\
-server {{
-    {listen}
-    server_name {site.server_name};{tls}
-
-{_indent(_security_headers(site), 1)}
-
-    {_upstream_variable(site)}
-
-{_indent(_app_locations(site), 1)}
-}}"""
 
 
 def _temp_paths(site: NginxSite) -> str:
@@ -378,9 +196,11 @@ def render_nginx_conf(site: NginxSite) -> str:
     """
     _validate(site)  # also done at construction; cheap insurance against object.__setattr__ tricks
     user = f"user {site.worker_user};\n" if site.worker_user else ""
-    servers = [_redirect_server(site)] if site.tls_enabled else []
-    servers.append(_app_server(site))
-    servers_text = "\n\n".join(_indent(s, 1) for s in servers)
+    servers = [catch_all_servers(site)]
+    if site.tls_enabled:
+        servers.append(redirect_server(site))
+    servers.append(app_server(site))
+    servers_text = "\n\n".join(indent(s, 1) for s in servers)
     return f"""\
 # Generated by catalogizer-deploy (rendering/nginx.py). Do not edit by hand.
 #
@@ -393,6 +213,9 @@ def render_nginx_conf(site: NginxSite) -> str:
 # variable resolved through Docker's DNS per request; nginx then round-robins
 # over every address the name returns, and retries the next one on failure.
 {user}worker_processes auto;
+# Each proxied request holds two descriptors (client and API); without this a worker is
+# capped by the inherited soft limit (often 1024) long before worker_connections.
+worker_rlimit_nofile {2 * site.worker_connections + 64};
 pid {site.pid_path};
 error_log {site.log_dir}/error.log warn;
 
@@ -412,12 +235,20 @@ http {{
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
-    keepalive_timeout 65;
     types_hash_max_size 2048;
     server_tokens off;
 
+    # Short client timeouts: a client that stops sending gives its slot back within
+    # seconds, and a timed-out connection is reset instead of lingering in FIN_WAIT.
+    keepalive_timeout 30s;
+    client_header_timeout 10s;
+    client_body_timeout 15s;
+    send_timeout 30s;
+    reset_timedout_connection on;
+
     client_body_buffer_size 128k;
-    client_max_body_size 2G;
+    # About 1 MB everywhere; only the upload locations raise it (rendering/nginx_servers.py).
+    client_max_body_size 1m;
     large_client_header_buffers 4 16k;
 
 {_temp_paths(site)}    gzip on;
@@ -426,6 +257,10 @@ http {{
     gzip_comp_level 6;
     gzip_min_length 1024;
     gzip_types {_GZIP_TYPES};
+
+    # TLS settings live here, not in the app server: before SNI picks a server, OpenSSL
+    # negotiates with the default (catch-all) server's settings.
+{indent(_tls_directives(), 1) if site.tls_enabled else "    # TLS off: plain HTTP only."}
 
     # Docker's embedded DNS; IPv4 only because the bridge network is IPv4.
     resolver {site.resolver} valid={site.resolver_valid_seconds}s ipv6=off;
@@ -438,7 +273,13 @@ http {{
 
     limit_req_zone $binary_remote_addr zone=api_limit:10m rate=10r/s;
     limit_req_zone $binary_remote_addr zone=auth_limit:10m rate=5r/s;
+    limit_req_zone $binary_remote_addr zone=health_limit:10m rate=5r/s;
+    limit_req_zone $binary_remote_addr zone=ws_limit:10m rate=2r/s;
+    # Requests in progress per client; WebSockets and uploads have their own budgets so an
+    # open socket or a slow upload does not use up the client's API budget.
     limit_conn_zone $binary_remote_addr zone=addr:10m;
+    limit_conn_zone $binary_remote_addr zone=ws_conn:10m;
+    limit_conn_zone $binary_remote_addr zone=upload_conn:10m;
     # 429 tells clients to back off; the default 503 looks like an outage.
     limit_req_status 429;
     limit_conn_status 429;

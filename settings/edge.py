@@ -6,6 +6,7 @@ import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from settings.model import TLS_MODES, ProxySettings, TlsSettings
 from settings.reader import ConfigError, Loader, port, resolve
@@ -23,6 +24,7 @@ def load_proxy(loader: Loader) -> ProxySettings:
 def load_tls(loader: Loader, app_env: str) -> TlsSettings:
     s = loader.section("tls")
     mode = s.choice("mode", "selfSigned", TLS_MODES)
+    include_subdomains = s.boolean("hstsIncludeSubdomains", True)
     if mode == "off" and app_env == "production":
         raise ConfigError(
             f"{s.key}.mode: 'off' (plain HTTP) is refused for appEnv=production; "
@@ -32,7 +34,7 @@ def load_tls(loader: Loader, app_env: str) -> TlsSettings:
         for name in ("certFile", "keyFile"):
             if name in s.raw:
                 raise ConfigError(f"{s.key}.{name}: only used with mode=files; remove it or set mode=files.")
-        return TlsSettings(mode=mode, cert_file=None, key_file=None)
+        return TlsSettings(mode=mode, cert_file=None, key_file=None, hsts_include_subdomains=include_subdomains)
     paths = {}
     contents = {}
     for name in ("certFile", "keyFile"):
@@ -77,4 +79,16 @@ def load_tls(loader: Loader, app_env: str) -> TlsSettings:
         cert_pem=contents["certFile"].decode(),
         key_pem=contents["keyFile"].decode(),
         not_after=not_after,
+        hsts_include_subdomains=include_subdomains,
+        ocsp_responder=_names_ocsp_responder(cert),
     )
+
+
+def _names_ocsp_responder(cert: x509.Certificate) -> bool:
+    """True when the certificate's Authority Information Access lists an OCSP URL (RFC 5280
+    4.2.2.1), the only case in which nginx's ssl_stapling has a responder to ask."""
+    try:
+        access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(d.access_method == AuthorityInformationAccessOID.OCSP for d in access)

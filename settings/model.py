@@ -45,7 +45,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
     "redis": ("image", "memoryMb", "hostPort"),
     "proxy": ("image", "httpPort", "httpsPort"),
-    "tls": ("mode", "certFile", "keyFile"),
+    "tls": ("mode", "certFile", "keyFile", "hstsIncludeSubdomains"),
     "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
     "backup": ("dir", "keep", "scheduler", "schedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
@@ -103,6 +103,10 @@ class TlsSettings:
     cert_pem: str | None = None
     key_pem: str | None = None
     not_after: datetime.datetime | None = None
+    # HSTS (sent whenever TLS is on) also covers every subdomain of the domain.
+    hsts_include_subdomains: bool = True
+    # The certificate names an OCSP responder (Authority Information Access): nginx staples.
+    ocsp_responder: bool = False
 
 
 @dataclass(frozen=True)

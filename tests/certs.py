@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ def write_self_signed(
     dns_names: tuple[str, ...] = ("localhost",),
     valid_days: int = 30,
     not_before_days_ago: int = 1,
+    ocsp_url: str | None = None,
 ) -> CertPair:
     """A self-signed server certificate; a negative validity gives an expired one."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ def write_self_signed(
     now = datetime.datetime.now(datetime.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -45,8 +46,11 @@ def write_self_signed(
         .not_valid_after(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
     )
+    if ocsp_url is not None:
+        responder = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
+        builder = builder.add_extension(x509.AuthorityInformationAccess([responder]), critical=False)
+    cert = builder.sign(key, hashes.SHA256())
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

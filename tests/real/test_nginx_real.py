@@ -569,8 +569,12 @@ def test_acme_challenge_served_over_http(tls_nginx: RunningNginx, backend: Backe
 SECURITY_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
     "X-Content-Type-Options": "nosniff",
-    "X-XSS-Protection": "1; mode=block",
-    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-XSS-Protection": "0",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+    ),
 }
 
 
@@ -607,15 +611,26 @@ def test_backend_sees_forwarding_headers(tls_nginx: RunningNginx, pki: Pki, back
     assert seen.headers["host"] == "localhost"
 
 
-def test_large_upload_accepted(tls_nginx: RunningNginx, pki: Pki, backend: Backend) -> None:
+@pytest.mark.parametrize("path", ["/api/v1/copy/upload", "/api/v1/subtitles/upload"])
+def test_large_upload_accepted_where_the_api_takes_uploads(
+    tls_nginx: RunningNginx, pki: Pki, backend: Backend, path: str
+) -> None:
     body = os.urandom(5 * 1024 * 1024)
-    reply = https(
-        tls_nginx, pki, "POST", "/api/v1/media/upload", body=body, headers={"Content-Type": "application/octet-stream"}
-    )
+    reply = https(tls_nginx, pki, "POST", path, body=body, headers={"Content-Type": "application/octet-stream"})
     assert reply.status == 200, reply.body[:200]
     (seen,) = backend.seen
     assert seen.body_len == len(body)
     assert seen.body_sha256 == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/media/upload", "/api/v1/copy/upload/x", "/", "/api/v1/auth/login"])
+def test_bodies_over_1mb_refused_everywhere_else(
+    tls_nginx: RunningNginx, pki: Pki, backend: Backend, path: str
+) -> None:
+    headers = {"Content-Type": "application/octet-stream"}
+    assert https(tls_nginx, pki, "POST", path, body=os.urandom(1024 * 1024 + 1), headers=headers).status == 413
+    assert backend.seen == []
+    assert https(tls_nginx, pki, "POST", path, body=os.urandom(512 * 1024), headers=headers).status == 200
 
 
 def test_gzip_for_json(tls_nginx: RunningNginx, pki: Pki) -> None:

@@ -72,7 +72,8 @@ def test_output_is_structurally_sane(tls: bool, hsts: bool) -> None:
     assert conf.endswith("}\n")
     assert len(_blocks(conf, r"^events\s*\{")) == 1
     assert len(_blocks(conf, r"^http\s*\{")) == 1
-    assert len(_servers(conf)) == (2 if tls else 1)
+    # catch-all (HTTP, and HTTPS with TLS) + redirect (with TLS) + app
+    assert len(_servers(conf)) == (4 if tls else 2)
     # `-g "daemon off;"` is how the container and the tests run nginx: a
     # daemon directive in the file would make that a duplicate-directive error.
     assert "daemon" not in conf
@@ -92,7 +93,8 @@ def test_tls_protocols_are_exactly_1_2_and_1_3() -> None:
 
 def test_https_server_listens_with_ssl_and_http2_in_1_22_syntax() -> None:
     conf = _render(https_listen_port=8443)
-    assert "listen 8443 ssl http2 default_server;" in conf
+    assert "listen 8443 ssl http2 default_server;" in conf  # the catch-all
+    assert "listen 8443 ssl http2;" in conf  # the app server
     # `http2 on;` does not exist before nginx 1.25.1 (Debian bookworm has 1.22).
     assert "http2 on" not in conf
     assert "ssl_certificate /etc/nginx/tls/cert.pem;" in conf
@@ -101,19 +103,21 @@ def test_https_server_listens_with_ssl_and_http2_in_1_22_syntax() -> None:
 
 def test_redirect_omits_default_https_port() -> None:
     conf = _render(public_https_port=443)
-    assert "return 301 https://$host$request_uri;" in conf
+    assert "return 301 https://catalog.example.com$request_uri;" in conf
     assert ":443" not in conf
 
 
 def test_redirect_includes_non_default_https_port() -> None:
     conf = _render(public_https_port=8443)
-    assert "return 301 https://$host:8443$request_uri;" in conf
+    assert "return 301 https://catalog.example.com:8443$request_uri;" in conf
+    # Never the client's Host: a forged one must not pick the redirect target.
+    assert "https://$host" not in conf
 
 
 def test_redirect_server_is_the_http_port_and_keeps_acme_reachable() -> None:
     conf = _render(http_listen_port=8080, https_listen_port=8443)
-    http_server, https_server = _servers(conf)
-    assert "listen 8080 default_server;" in http_server
+    _, _, http_server, https_server = _servers(conf)
+    assert "listen 8080;" in http_server
     assert "return 301 https://" in http_server
     assert "ssl_certificate" not in http_server
     # The redirect must live in `location /`, not at server level, or it would
@@ -125,9 +129,11 @@ def test_redirect_server_is_the_http_port_and_keeps_acme_reachable() -> None:
 
 
 def test_hsts_only_when_requested() -> None:
-    hsts_line = 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;'
+    hsts_line = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
     assert hsts_line in _render(hsts=True)
     assert "Strict-Transport-Security" not in _render(hsts=False)
+    without_subdomains = 'add_header Strict-Transport-Security "max-age=63072000" always;'
+    assert without_subdomains in _render(hsts=True, hsts_include_subdomains=False)
 
 
 def test_tls_off_serves_the_app_over_http_without_ssl_or_hsts() -> None:
@@ -136,10 +142,11 @@ def test_tls_off_serves_the_app_over_http_without_ssl_or_hsts() -> None:
     assert not any(d.startswith("ssl_") for d in _directives(conf))
     assert " ssl" not in conf
     assert "return 301" not in conf
-    (server,) = _servers(conf)
-    assert "listen 80 default_server;" in server
+    catch_all, server = _servers(conf)
+    assert "listen 80 default_server;" in catch_all
+    assert "listen 80;" in server
     assert _location(server, "/api/")
-    assert _location(server, "/ws")
+    assert _location(server, "= /ws")
 
 
 def test_rate_limit_zones() -> None:
@@ -203,15 +210,24 @@ def test_websocket_upgrade() -> None:
     (map_body,) = _blocks(conf, r"^\s*map \$http_upgrade \$connection_upgrade\s*\{")
     assert re.search(r"default\s+upgrade;", map_body)
     assert re.search(r"''\s+close;", map_body)
-    (ws,) = _location(conf, "/ws")
+    (ws,) = _location(conf, "= /ws")
+    assert not _location(conf, "/ws")  # exact match only: /wsanything is no WebSocket
     assert "proxy_set_header Upgrade $http_upgrade;" in ws
     assert "proxy_set_header Connection $connection_upgrade;" in ws
     assert "proxy_http_version 1.1;" in ws
-    assert re.search(r"proxy_read_timeout (\d{4,})s;", ws)
+    assert "proxy_read_timeout 120s;" in ws
 
 
-def test_client_max_body_size_2g() -> None:
-    assert "client_max_body_size 2G;" in _directives(_render())
+def test_large_bodies_only_where_the_api_takes_uploads() -> None:
+    conf = _render()
+    assert "client_max_body_size 1m;" in _directives(conf)
+    (upload,) = _location(conf, "~ ^/api/v1/(copy|subtitles)/upload$")
+    assert "client_max_body_size 2G;" in upload
+    # Streamed: a stalled upload never spools to the proxy's disk.
+    assert "proxy_request_buffering off;" in upload
+    assert "limit_conn upload_conn 2;" in upload
+    assert conf.count("client_max_body_size 2G;") == 1
+    assert conf.count("proxy_request_buffering off;") == 1
 
 
 def test_security_headers_always_and_at_server_level_only() -> None:
@@ -219,8 +235,9 @@ def test_security_headers_always_and_at_server_level_only() -> None:
     for header in (
         'add_header X-Frame-Options "SAMEORIGIN" always;',
         'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-XSS-Protection "1; mode=block" always;',
+        'add_header X-XSS-Protection "0" always;',
         "add_header Referrer-Policy ",
+        'add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=(), usb=()" always;',
     ):
         assert header in conf
     assert "server_tokens off;" in conf
@@ -229,8 +246,13 @@ def test_security_headers_always_and_at_server_level_only() -> None:
         assert "add_header" not in location
 
 
-def test_optional_content_security_policy() -> None:
-    assert "Content-Security-Policy" not in _render()
+def test_content_security_policy_by_default_and_replaceable() -> None:
+    default = (
+        "add_header Content-Security-Policy \"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'self'; frame-ancestors 'self'\" always;"
+    )
+    assert default in _render()
+    assert "Content-Security-Policy" not in _render(content_security_policy=None)
     conf = _render(content_security_policy="default-src 'none'; frame-ancestors 'self'")
     assert "add_header Content-Security-Policy \"default-src 'none'; frame-ancestors 'self'\" always;" in conf
 
@@ -239,7 +261,7 @@ def test_hidden_files_denied_but_acme_allowed() -> None:
     conf = _render()
     (hidden,) = _location(conf, "~ /\\.")
     assert "deny all;" in hidden
-    (acme,) = _location(_servers(conf)[1], "^~ /.well-known/acme-challenge/")
+    (acme,) = _location(_servers(conf)[3], "^~ /.well-known/acme-challenge/")
     assert "deny" not in acme
     assert "root /var/www/acme;" in acme
 
@@ -292,6 +314,8 @@ def test_optional_test_fields() -> None:
     assert "proxy_temp_path /tmp/t/proxy;" in conf
     assert "listen 127.0.0.1:443 ssl http2 default_server;" in conf
     assert "listen 127.0.0.1:80 default_server;" in conf
+    assert "listen 127.0.0.1:443 ssl http2;" in conf
+    assert "listen 127.0.0.1:80;" in conf
 
 
 @pytest.mark.parametrize(

@@ -40,9 +40,10 @@ def test_two_stacks_share_nothing(deployments: dict[str, Deployment], first: str
         assert not a[kind] & b[kind], f"{first} and {second} clash on {kind}: {a[kind] & b[kind]}"
 
 
-def test_staging_runs_in_release_mode_without_hsts(deployments: dict[str, Deployment]) -> None:
+def test_staging_runs_in_release_mode_with_hsts(deployments: dict[str, Deployment]) -> None:
     staging = deployments["staging"]
     assert staging.env(staging.container("api"))["GIN_MODE"] == "release"
     assert staging.outputs["url"] == "https://staging.catalogizer.example.com:9443"
     nginx_conf = staging.container("nginx").inputs["uploads"][0]["content"]
-    assert "Strict-Transport-Security" not in nginx_conf
+    # Issue 10: HSTS whenever TLS is on, staging included.
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains"' in nginx_conf

@@ -21,8 +21,10 @@ def test_proxy_delivers_rendered_config_and_tls_material(dev: Deployment) -> Non
     files = _uploads(nginx)
     conf = files[CONF_PATH]
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
-    assert "return 301 https://$host:8443$request_uri;" in conf
-    assert "Strict-Transport-Security" not in conf  # not production
+    assert "return 301 https://localhost:8443$request_uri;" in conf
+    # Whenever TLS is on, not only in production.
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains"' in conf
+    assert "ssl_stapling" not in conf  # a self-signed certificate names no responder
     assert files["/etc/nginx/tls/cert.pem"] == dev.outputs["tlsCertificate"]
     key_index = list(files).index("/etc/nginx/tls/key.pem")
     assert nginx.is_secret(f"uploads[{key_index}].content")
@@ -39,7 +41,7 @@ def test_proxy_delivers_rendered_config_and_tls_material(dev: Deployment) -> Non
 def test_production_config_has_hsts_and_standard_ports(prod: Deployment) -> None:
     nginx = prod.container("nginx")
     conf = _uploads(nginx)[CONF_PATH]
-    assert "Strict-Transport-Security" in conf and "return 301 https://$host$request_uri;" in conf
+    assert "Strict-Transport-Security" in conf and "return 301 https://catalogizer.example.com$request_uri;" in conf
     assert {(p["internal"], p["external"]) for p in nginx.inputs["ports"]} == {(80, 80), (443, 443)}
     assert prod.outputs["url"] == "https://catalogizer.example.com"
 
@@ -47,7 +49,7 @@ def test_production_config_has_hsts_and_standard_ports(prod: Deployment) -> None
 def test_rendered_config_is_the_pure_function_output(dev: Deployment) -> None:
     conf = _uploads(dev.container("nginx"))[CONF_PATH]
     assert conf == render_nginx_conf(
-        NginxSite(server_name="localhost", tls_enabled=True, hsts=False, public_https_port=8443)
+        NginxSite(server_name="localhost", tls_enabled=True, hsts=True, public_https_port=8443)
     )
 
 
@@ -99,3 +101,20 @@ def test_files_certificate_far_from_expiry_does_not_warn(
 ) -> None:
     workspace.deploy("prod")  # the workspace certificate is valid for a year
     assert not [r for r in caplog.records if "expires on" in r.getMessage()]
+
+
+def test_ocsp_stapling_only_for_a_certificate_naming_a_responder(workspace: Workspace) -> None:
+    stapled = write_self_signed(
+        workspace.project / "ocsp", "catalogizer.example.com", valid_days=90, ocsp_url="http://ocsp.example.net"
+    )
+    tls = {"certFile": str(stapled.cert_file), "keyFile": str(stapled.key_file)}
+    conf = _uploads(workspace.deploy("prod", {"tls": tls}).container("nginx"))[CONF_PATH]
+    assert "ssl_stapling on;" in conf
+    plain = _uploads(workspace.deploy("prod").container("nginx"))[CONF_PATH]
+    assert "ssl_stapling" not in plain
+
+
+def test_hsts_subdomains_configurable(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"tls": {"hstsIncludeSubdomains": False}})
+    conf = _uploads(deployment.container("nginx"))[CONF_PATH]
+    assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in conf
