@@ -50,7 +50,9 @@ class Database:
         if self.container is None:
             return list(command)  # libpq reads PGHOST and PGPASSWORD from the environment
         # `-e PGPASSWORD` copies the value from our environment; it never appears on argv.
-        return ["docker", "exec", *(["-i"] if stdin else []), "-e", "PGPASSWORD", self.container, *command]
+        # `--` ends the options (spf13/pflag, which the docker CLI parses with): a container name
+        # can never be read as one.
+        return ["docker", "exec", *(["-i"] if stdin else []), "-e", "PGPASSWORD", "--", self.container, *command]
 
     def describe(self) -> str:
         return f"{self.name} in {self.container}" if self.container else f"{self.name} at {os.environ['PGHOST']}"

@@ -88,7 +88,7 @@ def nginx_probe(url: str, connect_address: str, ca_pem: str | None, timeout: flo
 def api_probe(container: str, timeout: float) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
         result = docker(
-            ["exec", container, "wget", "-q", "-O", "-", "-T", str(int(timeout)), API_HEALTH], timeout=timeout + 5
+            ["exec", "--", container, "wget", "-q", "-O", "-", "-T", str(int(timeout)), API_HEALTH], timeout=timeout + 5
         )
         body = result.stdout.decode(errors="replace")
         if result.returncode != 0:
@@ -102,7 +102,7 @@ def api_probe(container: str, timeout: float) -> Callable[[], tuple[bool, str]]:
 def postgres_probe(container: str, user: str, database: str, timeout: float) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
         result = docker(
-            ["exec", container, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database], timeout=timeout + 5
+            ["exec", "--", container, "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database], timeout=timeout + 5
         )
         return result.returncode == 0, (result.stdout + result.stderr).decode(errors="replace").strip()
 
@@ -113,7 +113,8 @@ def redis_probe(container: str, timeout: float) -> Callable[[], tuple[bool, str]
     def probe() -> tuple[bool, str]:
         # REDISCLI_AUTH is copied from our environment by name: the password stays off argv.
         result = docker(
-            ["exec", "-e", "REDISCLI_AUTH", container, "redis-cli", "--no-auth-warning", "ping"], timeout=timeout + 5
+            ["exec", "-e", "REDISCLI_AUTH", "--", container, "redis-cli", "--no-auth-warning", "ping"],
+            timeout=timeout + 5,
         )
         answer = (result.stdout + result.stderr).decode(errors="replace").strip()
         return result.returncode == 0 and answer == "PONG", answer or f"exit {result.returncode}"

@@ -51,7 +51,9 @@ def docker(args: Sequence[str], *, timeout: float) -> subprocess.CompletedProces
 
 
 def container_running(name: str) -> tuple[bool, str]:
-    result = docker(["inspect", "--format", "{{.State.Status}}", name], timeout=30)
+    # `--` before every positional value from config: it can never be read as an option
+    # (spf13/pflag, the docker CLI's flag parser, stops at "--").
+    result = docker(["inspect", "--format", "{{.State.Status}}", "--", name], timeout=30)
     if result.returncode != 0:
         return False, scrub(result.stderr.decode(errors="replace").strip()) or f"no container {name}"
     status = result.stdout.decode().strip()
@@ -65,7 +67,7 @@ def require_running(name: str, role: str) -> None:
 
 
 def container_log_tail(name: str, lines: int = 20) -> str:
-    result = docker(["logs", "--tail", str(lines), name], timeout=30)
+    result = docker(["logs", "--tail", str(lines), "--", name], timeout=30)
     text = (result.stdout + result.stderr).decode(errors="replace").rstrip()
     return scrub(text) if text else "(no log lines)"
 

@@ -79,7 +79,8 @@ def free_gb_local(path: Path) -> float:
 
 def free_gb_on_engine(path: str, probe_image: str) -> float:
     """Free space of a folder on a remote engine's host, read by a throwaway container."""
-    result = docker(["run", "--rm", "-v", f"{path}:/probe:ro", probe_image, "df", "-Pk", "/probe"], timeout=120)
+    # `--`: the image reference (from config) can never be read as an option of `docker run`.
+    result = docker(["run", "--rm", "-v", f"{path}:/probe:ro", "--", probe_image, "df", "-Pk", "/probe"], timeout=120)
     if result.returncode != 0:
         raise HookError(
             f"cannot measure free space of {path} on the Docker host: {scrub(result.stderr.decode()).strip()}"

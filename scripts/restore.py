@@ -60,7 +60,7 @@ def stop_api_containers(stack_label: str) -> list[str]:
         raise HookError(f"cannot list API containers: {scrub(listed.stderr.decode(errors='replace')).strip()}")
     ids = listed.stdout.decode().split()
     if ids:
-        stopped = docker(["stop", "--time", "30", *ids], timeout=120)
+        stopped = docker(["stop", "--time", "30", "--", *ids], timeout=120)
         if stopped.returncode != 0:
             raise HookError(f"cannot stop API containers: {scrub(stopped.stderr.decode(errors='replace')).strip()}")
     return ids
@@ -70,7 +70,7 @@ def start_containers(ids: list[str]) -> str:
     """Starts what stop_api_containers stopped; returns a note on what could not be started."""
     if not ids:
         return ""
-    started = docker(["start", *ids], timeout=120)
+    started = docker(["start", "--", *ids], timeout=120)
     if started.returncode != 0:
         return f"; could not start the stopped API containers again: {scrub(started.stderr.decode()).strip()}"
     return f"; the {len(ids)} stopped API container(s) were started again"

@@ -134,7 +134,7 @@ def load_settings(
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", domain):
         raise ConfigError(f"{NAMESPACE}:domain: {domain!r} is not a DNS name; use e.g. catalog.example.com.")
 
-    api = load_api(loader)
+    api = load_api(loader, production=app_env == "production")
     postgres = load_postgres(loader)
     redis = load_redis(loader)
     proxy = load_proxy(loader)

@@ -8,6 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from settings.checks import check_image
 from settings.model import TLS_MODES, ProxySettings, TlsSettings
 from settings.reader import ConfigError, Loader, port, resolve
 
@@ -18,6 +19,7 @@ def load_proxy(loader: Loader) -> ProxySettings:
     http_port = port(s, "httpPort", 80)
     https_port = port(s, "httpsPort", 443)
     assert image is not None and http_port is not None and https_port is not None
+    check_image(f"{s.key}.image", image)
     return ProxySettings(image=image, http_port=http_port, https_port=https_port)
 
 

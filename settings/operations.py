@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from scripts.cron import CronSchedule
+from settings.checks import check_address, check_host_path, check_image
 from settings.model import (
     MIN_JWT_SECRET_CHARS,
     MIN_SECRET_CHARS,
@@ -26,6 +27,8 @@ def load_monitoring(loader: Loader) -> MonitoringSettings:
     prom_port = port(s, "prometheusPort", 9090)
     grafana_port = port(s, "grafanaPort", 3000)
     assert prom_image and grafana_image and prom_port and grafana_port
+    check_image(f"{s.key}.prometheusImage", prom_image)
+    check_image(f"{s.key}.grafanaImage", grafana_image)
     return MonitoringSettings(
         enabled=s.boolean("enabled", False),
         prometheus_image=prom_image,
@@ -45,6 +48,7 @@ def load_backup(loader: Loader, app_env: str) -> BackupSettings:
         CronSchedule.parse(schedule)
     except ValueError as exc:
         raise ConfigError(f"{s.key}.schedule: {exc}; e.g. '0 2 * * *' for daily at 02:00 host time.") from None
+    check_host_path(f"{s.key}.dir", resolve(directory))
     return BackupSettings(
         dir=resolve(directory),
         keep=keep,
@@ -61,6 +65,7 @@ def load_health(loader: Loader) -> HealthSettings:
     probe = s.text("probeAddress", "127.0.0.1")
     wait_timeout = s.integer("waitTimeoutSeconds", 180, 10, 3600)
     assert timeout is not None and interval is not None and probe is not None and wait_timeout is not None
+    check_address(f"{s.key}.probeAddress", probe)
     if interval >= timeout:
         raise ConfigError(f"{s.key}.intervalSeconds: {interval} must be shorter than timeoutSeconds ({timeout}).")
     return HealthSettings(
@@ -70,7 +75,8 @@ def load_health(loader: Loader) -> HealthSettings:
 
 def load_preflight(loader: Loader) -> PreflightSettings:
     s = loader.section("preflight")
-    floor = s.integer("minFreeGb", 10, 0, 100_000)
+    # 0 would switch the disk check off while looking like a setting.
+    floor = s.integer("minFreeGb", 10, 1, 100_000)
     assert floor is not None
     return PreflightSettings(min_free_gb=floor)
 

@@ -49,13 +49,15 @@ class Section:
             return None
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{self.full_key(name)}: expected a non-empty string, got {value!r}.")
-        return value.strip()
+        return no_stray_whitespace(self.full_key(name), value)
 
     def integer(self, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
         value = self.raw.get(name, default)
         if value is None:
             return None
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        # ASCII digits only: Python's \d and int() also accept e.g. Arabic-Indic digits ("٨٠"),
+        # which no operator means and which would read as a different number than shown.
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value, flags=re.ASCII):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{self.full_key(name)}: expected a whole number, got {value!r}.")
@@ -81,6 +83,14 @@ class Section:
         return value
 
 
+def no_stray_whitespace(key: str, value: str) -> str:
+    """Refuses leading/trailing whitespace: a pasted newline would otherwise end up in a file,
+    a header or a name silently (Pulumi stores the value exactly as given)."""
+    if value != value.strip():
+        raise ConfigError(f"{key}: {value!r} starts or ends with whitespace or a newline; remove it.")
+    return value
+
+
 def port(section: Section, name: str, default: int | None) -> int | None:
     return section.integer(name, default, 1, 65535)
 
@@ -89,12 +99,29 @@ def memory(section: Section, name: str, default: int, service: str) -> int:
     floor = MIN_MEMORY_MB[service]
     value = section.integer(name, default, 1, 1024 * 1024)
     assert value is not None
+    total = host_memory_mb()
+    if total is not None and value > total:
+        raise ConfigError(
+            f"{section.full_key(name)}: {value} MB is more than this host's {total} MB of memory; "
+            f"lower it (default {default})."
+        )
     if value < floor:
         raise ConfigError(
             f"{section.full_key(name)}: {value} MB is below the floor of {floor} MB for {service}; "
             f"raise it (default {default})."
         )
     return value
+
+
+def host_memory_mb() -> int | None:
+    """Total memory of the machine running the program, which is the Docker host unless
+    DOCKER_HOST points elsewhere (then None: the remote total is unknown here)."""
+    if os.environ.get("DOCKER_HOST", "unix://").startswith(("ssh://", "tcp://")):
+        return None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):
+        return None
 
 
 def resolve(path: str) -> Path:
@@ -127,7 +154,7 @@ class Loader:
             return default
         if not value.strip():
             raise ConfigError(f"{NAMESPACE}:{name}: must not be empty; remove it to use the default.")
-        return value.strip()
+        return no_stray_whitespace(f"{NAMESPACE}:{name}", value)
 
     def secret(self, name: str) -> str | None:
         key = f"{NAMESPACE}:{name}"
@@ -138,5 +165,11 @@ class Loader:
             raise ConfigError(
                 f"{key}: is stored in plain text. Remove it and set it again as a secret: "
                 f"`pulumi config rm {key} && pulumi config set --secret {key} <value>`."
+            )
+        if value != value.strip():
+            # Usually a newline from `echo ... | pulumi config set`; the value itself is never echoed.
+            raise ConfigError(
+                f"{key}: starts or ends with whitespace or a newline; set it again without them "
+                f"(`printf %s '<value>' | pulumi config set --secret {key}`)."
             )
         return value

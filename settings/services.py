@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+from settings.checks import check_host_path, check_image
 from settings.model import LOG_LEVELS, ApiSettings, PostgresSettings, RedisSettings
 from settings.reader import ConfigError, Loader, memory, port, resolve
 
 
-def load_api(loader: Loader) -> ApiSettings:
+def load_api(loader: Loader, production: bool = False) -> ApiSettings:
     s = loader.section("api")
     source_text = s.text("source", None)
     image = s.text("image", None)
@@ -20,9 +21,17 @@ def load_api(loader: Loader) -> ApiSettings:
         )
     dockerfile = s.text("dockerfile", "catalog-api/Dockerfile")
     assert dockerfile is not None
+    if image is not None:
+        check_image(f"{s.key}.image", image)
     source = None
     if source_text is not None:
         source = resolve(source_text)
+        if source not in (source / dockerfile).resolve().parents:
+            # The build context is all Docker can see; a Dockerfile elsewhere means a typo at best.
+            raise ConfigError(
+                f"{s.key}.dockerfile: {dockerfile!r} points outside the build context {source}; "
+                "give a path inside the checkout, e.g. catalog-api/Dockerfile."
+            )
         if not (source / dockerfile).is_file():
             raise ConfigError(
                 f"{s.key}.source: no {dockerfile} under {source}. Point 'source' at the ROOT of a "
@@ -49,8 +58,16 @@ def load_api(loader: Loader) -> ApiSettings:
                 f"{s.key}.corsOrigins: {origin!r} is not an origin; use a comma-separated list "
                 "like https://catalog.example.com,https://admin.example.com."
             )
+        if production and ("*" in origin or origin.startswith("http://")):
+            # A wildcard lets any site read API answers with the user's credentials; http:// lets
+            # anyone on the path inject script that the API then trusts.
+            raise ConfigError(
+                f"{s.key}.corsOrigins: {origin!r} is refused in production; list the exact https:// "
+                "origins of your frontends, e.g. https://catalog.example.com."
+            )
     media_root = s.text("mediaRoot", "/opt/catalogizer/media")
     assert media_root is not None
+    check_host_path(f"{s.key}.mediaRoot", resolve(media_root))
     # Without it pulumi-docker builds for the machine running Pulumi (its Image Check), which
     # breaks an arm64 workstation deploying to an amd64 host; preflight compares it with the host.
     platform = s.text("platform", "linux/amd64")
@@ -86,6 +103,7 @@ def load_postgres(loader: Loader) -> PostgresSettings:
         names[field] = value
     image = s.text("image", "postgres:15-alpine")
     assert image is not None
+    check_image(f"{s.key}.image", image)
     return PostgresSettings(
         image=image,
         user=names["user"],
@@ -99,6 +117,7 @@ def load_redis(loader: Loader) -> RedisSettings:
     s = loader.section("redis")
     image = s.text("image", "redis:7-alpine")
     assert image is not None
+    check_image(f"{s.key}.image", image)
     return RedisSettings(
         image=image, memory_mb=memory(s, "memoryMb", 512, "redis"), host_port=port(s, "hostPort", None)
     )

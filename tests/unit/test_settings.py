@@ -57,6 +57,35 @@ BAD_INPUTS = [
     ("dev", {"api": {"platform": "windows/amd64"}}, ["catalogizer:api.platform", "not a Linux platform"]),
     ("dev", {"health": {"waitTimeoutSeconds": 5}}, ["catalogizer:health.waitTimeoutSeconds", "outside 10-3600"]),
     ("dev", {"restoreFrom": "backups/none.dump"}, ["catalogizer:restoreFrom", "cannot read", "none.dump"]),
+    # Issue 10 outcome 8: hostile or absurd values.
+    *[
+        ("dev", {"api": {"mediaRoot": path}}, ["catalogizer:api.mediaRoot", "system folder", "dedicated folder"])
+        for path in ("/", "/etc", "/var/run", "/proc", "/sys", "/boot", "/usr", "/var/lib/docker", "/var", "/etc/x")
+    ],
+    *[
+        ("dev", {"backup": {"dir": path}}, ["catalogizer:backup.dir", "system folder"])
+        for path in ("/", "/etc", "/var/run/x", "/usr/local", "/var/lib/docker/volumes")
+    ],
+    ("dev", {"postgres": {"image": "--volume=/:/host"}}, ["catalogizer:postgres.image", "not a valid image reference"]),
+    ("dev", {"proxy": {"image": "nginx;id"}}, ["catalogizer:proxy.image", "not a valid image reference"]),
+    ("dev", {"redis": {"image": "redis 7"}}, ["catalogizer:redis.image", "not a valid image reference"]),
+    ("prod", {"monitoring": {"grafanaImage": "-it"}}, ["catalogizer:monitoring.grafanaImage", "image reference"]),
+    (
+        "dev",
+        {"api": {"dockerfile": "../../../etc/passwd"}},
+        ["catalogizer:api.dockerfile", "outside the build context"],
+    ),
+    ("dev", {"health": {"probeAddress": "127.0.0.1; id"}}, ["catalogizer:health.probeAddress", "neither an IP"]),
+    ("dev", {"health": {"probeAddress": "http://x"}}, ["catalogizer:health.probeAddress", "neither an IP"]),
+    ("prod", {"api": {"corsOrigins": "http://*"}}, ["catalogizer:api.corsOrigins", "refused in production"]),
+    ("prod", {"api": {"corsOrigins": "https://*.example.com"}}, ["catalogizer:api.corsOrigins", "refused"]),
+    ("prod", {"api": {"corsOrigins": "http://catalog.example.com"}}, ["catalogizer:api.corsOrigins", "https://"]),
+    ("dev", {"domain": "localhost\n"}, ["catalogizer:domain", "whitespace or a newline"]),
+    ("dev", {"api": {"adminUsername": "admin "}}, ["catalogizer:api.adminUsername", "whitespace"]),
+    ("dev", {"proxy": {"httpPort": "\u0668\u0660"}}, ["catalogizer:proxy.httpPort", "whole number"]),
+    ("dev", {"api": {"replicas": "\uff12"}}, ["catalogizer:api.replicas", "whole number"]),
+    ("dev", {"preflight": {"minFreeGb": 0}}, ["catalogizer:preflight.minFreeGb", "outside 1-100000"]),
+    ("dev", {"api": {"memoryMb": 1048576}}, ["catalogizer:api.memoryMb", "more than this host's"]),
 ]
 
 
@@ -133,3 +162,11 @@ def test_defaults_when_only_the_source_is_set(workspace: Workspace) -> None:
     assert deployment.container("redis").inputs["memory"] == 512
     assert len(deployment.containers("api")) == 1
     assert deployment.env(deployment.container("api"))["GIN_MODE"] == "debug"  # appEnv defaults to development
+
+
+def test_secret_with_a_trailing_newline_is_refused_without_echoing_it(workspace: Workspace) -> None:
+    with pytest.raises(Exception) as caught:
+        workspace.deploy("dev", secrets={"redisPassword": "a-long-redis-password\n"})
+    message = str(caught.value)
+    assert "catalogizer:redisPassword" in message and "newline" in message
+    assert "a-long-redis-password" not in message
