@@ -1,6 +1,8 @@
-"""redis.conf for the stack's Redis: password, append-only persistence, memory cap."""
+"""redis.conf for the stack's Redis: ACL users, append-only persistence, memory cap."""
 
 from __future__ import annotations
+
+import hashlib
 
 CONF_PATH = "/etc/catalogizer-redis.conf"
 DATA_DIR = "/data"
@@ -10,6 +12,23 @@ MAXMEMORY_FRACTION = 0.75
 
 def maxmemory_mb(container_memory_mb: int) -> int:
     return int(container_memory_mb * MAXMEMORY_FRACTION)
+
+
+# The API's user. The real API can only be the `default` user: catalog-api/main.go builds its
+# client with redis.Options{Addr, Password} and no Username, so go-redis sends `AUTH <password>`,
+# which Redis applies to `default`. That user is therefore the least-privileged one: every key
+# and channel, every command except the @dangerous and @admin categories (FLUSHALL, CONFIG,
+# REPLICAOF, DEBUG, SHUTDOWN, MONITOR, ACL, ...), so a leaked password cannot wipe, reconfigure
+# or replicate the cache away. No other user exists: nothing on the network holds admin rights.
+# ACL rules: https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
+API_ACL_RULES = "~* &* +@all -@dangerous -@admin"
+
+
+def acl_user_line(user: str, password: str, rules: str) -> str:
+    # `#<sha256>` stores only the password's SHA-256 (ACL "#<hash>" rule), so the uploaded file
+    # does not contain the password itself; `resetpass`/`resetkeys` start from a clean user.
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"user {user} reset on #{digest} {rules}"
 
 
 def render_redis_conf(password: str, container_memory_mb: int) -> str:
@@ -23,7 +42,8 @@ def render_redis_conf(password: str, container_memory_mb: int) -> str:
             "bind 0.0.0.0",
             "port 6379",
             "protected-mode yes",
-            f"requirepass {password}",
+            # Replaces `requirepass` (which only sets the default user's password, with +@all).
+            acl_user_line("default", password, API_ACL_RULES),
             f"dir {DATA_DIR}",
             "appendonly yes",
             "appendfsync everysec",

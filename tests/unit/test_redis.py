@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 from program import Deployment
 from workspace import Workspace
 
@@ -14,7 +16,10 @@ def test_redis_container(dev: Deployment) -> None:
     (upload,) = redis.inputs["uploads"]
     assert upload["file"] == CONF_PATH and redis.is_secret("uploads[0].content")
     conf = dict(line.split(" ", 1) for line in upload["content"].splitlines() if line)
-    assert conf["requirepass"] == password
+    # The API's (default) user: every command but @dangerous/@admin, password stored as its SHA-256.
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    assert conf["user"] == f"default reset on #{digest} ~* &* +@all -@dangerous -@admin"
+    assert "requirepass" not in conf and password not in upload["content"]
     assert conf["appendonly"] == "yes" and conf["dir"] == "/data"
     assert int(conf["maxmemory"].removesuffix("mb")) < redis.inputs["memory"] == 512
     # The health check authenticates through the environment, not argv.
