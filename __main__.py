@@ -6,6 +6,7 @@ from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fi
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.db_roles import DbRoles, DbRolesArgs
 from components.health import HealthCheck, HealthCheckArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -23,7 +24,8 @@ settings = load_settings()
 secrets = Secrets("secrets", SecretsArgs(settings))
 pg_password, redis_password = secrets.postgres_password, secrets.redis_password
 image = ApiImage("api-image", ApiImageArgs(settings))
-api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
+# The API gets its own role's password; the superuser's stays with the hooks.
+api_secrets = ApiSecrets(secrets.postgres_api_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
 preflight = Preflight("preflight", PreflightArgs(settings, rollout))
@@ -47,6 +49,11 @@ if settings.restore is not None:
     )
     gates.append(restore.command)
     pulumi.export("lastRestore", restore.summary)
+db_roles = DbRoles(
+    "db-roles",
+    DbRolesArgs(settings, postgres.container_name, pg_password, secrets.postgres_api_password, rollout, list(gates)),
+)
+gates.append(db_roles.command)
 api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
 proxy = Proxy(
     "proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem, checked)

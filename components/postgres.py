@@ -15,6 +15,19 @@ DATA_DIR = "/var/lib/postgresql/data"
 # A subfolder, so initdb never trips over the volume root's lost+found or ownership.
 PGDATA = f"{DATA_DIR}/pgdata"
 NETWORK_ALIAS = "postgres"
+# The superuser's password as a file (the image's entrypoint reads POSTGRES_PASSWORD_FILE through
+# its file_env, docker-library/postgres docker-entrypoint.sh), so it is not in `docker inspect`.
+PASSWORD_FILE = "/etc/catalogizer-postgres/superuser-password"
+# No `trust` for a new cluster: upstream passes no --auth to initdb, whose default is trust for
+# the local socket and 127.0.0.1; scram-sha-256 everywhere instead. The entrypoint exports
+# PGPASSWORD for its own init-time psql calls, so initialisation still works.
+INITDB_ARGS = "--auth-local=scram-sha-256 --auth-host=scram-sha-256"
+
+
+def postgres_uid(image: str) -> int:
+    """The image's postgres user: 70 in the alpine variants (`adduser -u 70 ... postgres`), 999 in
+    the Debian ones (`useradd ... --uid=999 ... postgres`), per docker-library/postgres' Dockerfiles."""
+    return 70 if "alpine" in image.rsplit("/", 1)[-1] else 999
 # Time for a clean shutdown (checkpoint) before Docker kills the server.
 STOP_GRACE_SECONDS = 60
 
@@ -51,14 +64,22 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-container",
             name=f"{settings.name_prefix}-postgres",
             image=image.image_id,
-            envs=pulumi.Output.all(args.password).apply(
-                lambda values: [
-                    f"POSTGRES_USER={pg.user}",
-                    f"POSTGRES_PASSWORD={values[0]}",
-                    f"POSTGRES_DB={pg.database}",
-                    f"PGDATA={PGDATA}",
-                ]
-            ),
+            envs=[
+                f"POSTGRES_USER={pg.user}",
+                f"POSTGRES_PASSWORD_FILE={PASSWORD_FILE}",
+                f"POSTGRES_DB={pg.database}",
+                f"PGDATA={PGDATA}",
+                f"POSTGRES_INITDB_ARGS={INITDB_ARGS}",
+            ],
+            # The provider writes uploads as root:root (its tar headers carry no owner), so the
+            # file is 0640 and the server runs as its own uid with group root: the entrypoint
+            # reads the file again after it would have dropped privileges (upstream file_env).
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=PASSWORD_FILE, content=pulumi.Output.secret(args.password), permissions="0640"
+                )
+            ],
+            user=f"{postgres_uid(pg.image)}:0",
             # pg_stat_statements backs the runbook's slow-query check.
             command=[
                 "postgres",

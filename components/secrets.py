@@ -12,6 +12,8 @@ from settings import Settings
 # Generated lengths; the JWT secret is well above the API's 32-character minimum.
 GENERATED_LENGTHS = {
     "postgresPassword": 32,
+    # Set on the API's role by the role hook at every rollout, so a new value is harmless.
+    "postgresApiPassword": 32,
     "redisPassword": 32,
     "jwtSecret": 64,
     "adminPassword": 24,
@@ -29,6 +31,7 @@ class SecretsArgs:
 
 class Secrets(pulumi.ComponentResource):
     postgres_password: pulumi.Output[str]
+    postgres_api_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     jwt_secret: pulumi.Output[str]
     admin_password: pulumi.Output[str]
@@ -57,6 +60,7 @@ class Secrets(pulumi.ComponentResource):
             # Explicit, so every consumer stays secret whatever the provider marks.
             values[key] = pulumi.Output.secret(generated.result)
         self.postgres_password = values["postgresPassword"]
+        self.postgres_api_password = values["postgresApiPassword"]
         self.redis_password = values["redisPassword"]
         self.jwt_secret = values["jwtSecret"]
         self.admin_password = values["adminPassword"]

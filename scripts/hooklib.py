@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH")
+# Every secret of the stack under every name a hook may be given it; any other variable whose
+# name says it is secret (_PASSWORD, _SECRET, _TOKEN, _KEY, _AUTH) is scrubbed as well.
+SECRET_ENV = (
+    "PGPASSWORD",
+    "REDIS_PASSWORD",
+    "REDISCLI_AUTH",
+    "API_DB_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "DATABASE_PASSWORD",
+    "JWT_SECRET",
+    "ADMIN_PASSWORD",
+    "GRAFANA_PASSWORD",
+    "HEALTH_CA_PEM",
+)
+_SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_AUTH|PASSPHRASE)", re.IGNORECASE)
 
 
 class HookError(Exception):
@@ -38,8 +53,10 @@ def env_int(name: str, default: int | None = None) -> int:
 
 def scrub(text: str) -> str:
     """Removes any secret value we were given from text bound for logs or errors."""
-    for name in SECRET_ENV:
-        value = os.environ.get(name)
+    names = set(SECRET_ENV) | {name for name in os.environ if _SECRET_NAME.search(name)}
+    # Longest first, so a secret containing another is replaced whole.
+    values = sorted({os.environ.get(name, "") for name in names}, key=len, reverse=True)
+    for value in values:
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text

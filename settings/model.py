@@ -52,7 +52,14 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "preflight": ("minFreeGb",),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
-SECRET_KEYS = ("postgresPassword", "redisPassword", "jwtSecret", "adminPassword", "grafanaPassword")
+SECRET_KEYS = (
+    "postgresPassword",
+    "postgresApiPassword",
+    "redisPassword",
+    "jwtSecret",
+    "adminPassword",
+    "grafanaPassword",
+)
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,16 @@ class ApiSettings:
 @dataclass(frozen=True)
 class PostgresSettings:
     image: str
+    # The superuser: used by the hooks (dumps, restores, the role migration) only.
     user: str
     database: str
     memory_mb: int
     host_port: int | None
+
+    @property
+    def api_user(self) -> str:
+        """The API's own role: no superuser, no CREATEROLE; owns the database and its schema."""
+        return f"{self.user[:59]}_api"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ REPO_ROOT="$(cd "$HERE/../.." && pwd)"
 STANDIN_ROOT="$REPO_ROOT/tests/standin_catalogizer"
 
 BASE_TAG="catalogizer-test/debian-base:bookworm"
-POSTGRES_TAG="catalogizer-test/postgres:15"
+POSTGRES_TAG="catalogizer-test/postgres:15-r2"
 REDIS_TAG="catalogizer-test/redis:7"
 NGINX_TAG="catalogizer-test/nginx:1.22"
 PYRT_TAG="catalogizer-test/python-runtime:bookworm"

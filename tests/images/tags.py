@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 BASE = "catalogizer-test/debian-base:bookworm"
-POSTGRES = "catalogizer-test/postgres:15"
+# "-r2": the entrypoint now follows upstream on POSTGRES_PASSWORD_FILE and initdb's trust default;
+# a new tag, so test sessions on other branches keep their image instead of rebuilding it.
+POSTGRES = "catalogizer-test/postgres:15-r2"
 REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
 from docker.models.containers import Container
-from docker_harness import DockerScope
-from services import start_redis
+from docker_harness import DockerScope, healthcheck, http_request, wait_healthy
+from images import tags
+from services import (
+    API_PORT,
+    PG_COMMAND,
+    PG_DATA_DIR,
+    PG_DB,
+    PG_PGDATA,
+    PG_USER,
+    SCRIPTS,
+    api_env,
+    get_json,
+    run_hook,
+    start_api,
+    start_postgres,
+    start_redis,
+)
+
+from components.postgres import INITDB_ARGS, PASSWORD_FILE, postgres_uid
 
 
 def _as_api(scope: DockerScope, redis: Container, password: str, *command: str) -> str:
@@ -69,3 +87,153 @@ def test_no_one_gets_in_without_the_password(docker_scope: DockerScope, redis: t
     # The uploaded config holds only the password's SHA-256, never the password.
     _, conf = docker_scope.exec(container, ["cat", "/etc/catalogizer-redis.conf"])
     assert password not in conf and "user default reset on #" in conf
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+API_ROLE = "catalogizer_api"
+DB_ROLES = SCRIPTS / "db_roles.py"
+
+
+def _psql(scope: DockerScope, pg: Container, user: str, password: str, sql: str, host: str = "") -> tuple[int, str]:
+    argv = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", PG_DB, "-c", sql]
+    if host:
+        argv[1:1] = ["-h", host]
+    return scope.exec(pg, argv, environment={"PGPASSWORD": password})
+
+
+def _hook_env(pg: Container, pg_password: str, api_password: str) -> dict[str, str]:
+    return {
+        "PG_CONTAINER": pg.name,
+        "PGUSER": PG_USER,
+        "PGDATABASE": PG_DB,
+        "PGPASSWORD": pg_password,
+        "API_DB_USER": API_ROLE,
+        "API_DB_PASSWORD": api_password,
+    }
+
+
+def _api_env(pg_password: str, user: str) -> dict[str, str]:
+    env = api_env(pg_password, None)
+    env["DATABASE_USER"] = user
+    return env
+
+
+def test_existing_database_is_migrated_to_a_least_privileged_api_role(docker_scope: DockerScope) -> None:
+    net = docker_scope.network()
+    pg_password, api_password = secrets.token_hex(16), secrets.token_hex(16)
+    # A stack deployed today: initialised the old way (initdb's trust lines), and an API that
+    # connected as the superuser and created its tables and data.
+    volume = docker_scope.volume("pgdata")
+    pg = start_postgres(docker_scope, net, volume, pg_password)
+    _, hba = docker_scope.exec(pg, ["sh", "-c", 'grep -v "^#" "$PGDATA/pg_hba.conf"'])
+    assert "trust" in hba, hba  # what the official image leaves (initdb's default)
+    old_api = start_api(docker_scope, net, tags.API_V1, _api_env(pg_password, PG_USER), suffix="api-old")
+    wait_healthy(old_api, timeout=90)
+    port = docker_scope.host_port(old_api, API_PORT)
+    for name in ("before-1", "before-2"):
+        status, _, _ = http_request("POST", "/api/v1/items", port, body=json.dumps({"name": name}).encode())
+        assert status == 201
+    docker_scope.remove(old_api)
+    rc, out = _psql(
+        docker_scope, pg, PG_USER, pg_password, "CREATE TYPE mood AS ENUM ('ok'); CREATE VIEW v AS SELECT 1"
+    )
+    assert rc == 0, out
+
+    # `pulumi up` with this version: the container is replaced on the same volume, then the hook runs.
+    docker_scope.remove(pg)
+    pg = _start_postgres_as_deployed(docker_scope, net, volume, pg_password, "postgres-now")
+
+    for _ in range(2):  # idempotent: a second `pulumi up` changes nothing and still succeeds
+        result = run_hook(DB_ROLES, _hook_env(pg, pg_password, api_password))
+        assert result.returncode == 0, result.stderr
+        assert pg_password not in result.stdout + result.stderr
+        assert api_password not in result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"apiRole": API_ROLE, "trustLinesReplaced": 0}
+
+    # No trust left; the loopback socket now wants a password.
+    _, hba = docker_scope.exec(pg, ["sh", "-c", 'grep -v "^#" "$PGDATA/pg_hba.conf"'])
+    assert "trust" not in hba and "scram-sha-256" in hba, hba
+    rc, out = docker_scope.exec(
+        pg, ["psql", "-X", "-h", "127.0.0.1", "-U", PG_USER, "-d", PG_DB, "-w", "-c", "SELECT 1"]
+    )
+    assert rc != 0 and "password" in out, out
+    rc, out = docker_scope.exec(pg, ["psql", "-X", "-U", PG_USER, "-d", PG_DB, "-w", "-c", "SELECT 1"])
+    assert rc != 0 and "password" in out, out
+
+    # The data is all there, now owned by the API role.
+    rc, out = _psql(
+        docker_scope,
+        pg,
+        PG_USER,
+        pg_password,
+        "SELECT count(*), (SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class "
+        "WHERE relnamespace = 'public'::regnamespace) FROM items",
+    )
+    assert rc == 0 and out.strip() == f"2|{API_ROLE}", out
+
+    # What the API's role can no longer do.
+    rc, out = _psql(docker_scope, pg, API_ROLE, api_password, "COPY (SELECT 1) TO PROGRAM 'id'", host="127.0.0.1")
+    assert rc != 0 and "pg_execute_server_program" in out, out
+    for statement in ("CREATE ROLE evil LOGIN", "CREATE ROLE evil SUPERUSER"):
+        rc, out = _psql(docker_scope, pg, API_ROLE, api_password, statement, host="127.0.0.1")
+        assert rc != 0 and ("permission denied" in out or "must be superuser" in out), out
+    rc, out = _psql(
+        docker_scope,
+        pg,
+        API_ROLE,
+        api_password,
+        "SELECT rolsuper, rolcreaterole, rolcreatedb, pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') "
+        "FROM pg_roles WHERE rolname = current_user",
+        host="127.0.0.1",
+    )
+    assert rc == 0 and out.strip() == "f|f|f|f", out
+
+    # The API stand-in still works as that role: reads the old rows, writes new ones.
+    api = start_api(docker_scope, net, tags.API_V1, _api_env(api_password, API_ROLE), suffix="api-new")
+    wait_healthy(api, timeout=90)
+    port = docker_scope.host_port(api, API_PORT)
+    status, _, _ = http_request("POST", "/api/v1/items", port, body=json.dumps({"name": "after"}).encode())
+    assert status == 201
+    status, body = get_json(port, "/api/v1/items")
+    assert status == 200 and {i["name"] for i in body["items"]} >= {"before-1", "before-2", "after"}, body
+    assert get_json(port, "/health/deep")[0] == 200
+
+
+def _start_postgres_as_deployed(scope: DockerScope, net, volume, password: str, suffix: str) -> Container:
+    """PostgreSQL as components/postgres.py declares it now: password file, uid:0, no trust."""
+    pg = scope.container(
+        tags.POSTGRES,
+        suffix,
+        network=net,
+        aliases=["postgres"],
+        environment={
+            "POSTGRES_USER": PG_USER,
+            "POSTGRES_PASSWORD_FILE": PASSWORD_FILE,
+            "POSTGRES_DB": PG_DB,
+            "PGDATA": PG_PGDATA,
+            "POSTGRES_INITDB_ARGS": INITDB_ARGS,
+        },
+        # Root-owned 0640, as the Docker provider uploads it; readable through group 0.
+        files={PASSWORD_FILE: (password, 0o640)},
+        user=f"{postgres_uid(tags.POSTGRES)}:0",
+        command=PG_COMMAND,
+        healthcheck=healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", PG_USER, "-d", PG_DB]),
+        volumes={volume.name: {"bind": PG_DATA_DIR, "mode": "rw"}},
+    )
+    wait_healthy(pg, timeout=90)
+    return pg
+
+
+def test_new_database_never_has_trust_and_takes_the_password_from_a_file(docker_scope: DockerScope) -> None:
+    password = secrets.token_hex(16)
+    pg = _start_postgres_as_deployed(
+        docker_scope, docker_scope.network(), docker_scope.volume("pgdata-new"), password, "postgres-new"
+    )
+    _, hba = docker_scope.exec(pg, ["sh", "-c", 'grep -v "^#" "$PGDATA/pg_hba.conf"'])
+    assert "trust" not in hba and "scram-sha-256" in hba, hba
+    assert password not in json.dumps(pg.attrs["Config"]["Env"])
+    rc, out = _psql(docker_scope, pg, PG_USER, password, "SELECT 1")
+    assert rc == 0 and out.strip() == "1", out
+    rc, out = docker_scope.exec(pg, ["psql", "-X", "-U", PG_USER, "-d", PG_DB, "-w", "-c", "SELECT 1"])
+    assert rc != 0 and "password" in out, out

@@ -11,7 +11,8 @@ NOTES_VARIABLES = {
     "DATABASE_HOST": "postgres",
     "DATABASE_PORT": "5432",
     "DATABASE_NAME": "catalogizer",
-    "DATABASE_USER": "catalogizer",
+    # Its own role, not the superuser (issue 10 outcome 2).
+    "DATABASE_USER": "catalogizer_api",
     "DATABASE_SSL_MODE": "disable",
     "REDIS_ADDR": "redis:6379",
     "ADMIN_USERNAME": "admin",
@@ -23,7 +24,7 @@ NOTES_VARIABLES = {
     # The runbook's names, for older builds.
     "API_PORT": "8080",
     "POSTGRES_DB": "catalogizer",
-    "POSTGRES_USER": "catalogizer",
+    "POSTGRES_USER": "catalogizer_api",
     "REDIS_HOST": "redis",
     "REDIS_PORT": "6379",
 }
@@ -34,7 +35,11 @@ def test_api_environment_has_every_variable_the_code_reads(prod: Deployment) -> 
     env = prod.env(api)
     for key, value in NOTES_VARIABLES.items():
         assert env[key] == value, key
-    assert env["DATABASE_PASSWORD"] == env["POSTGRES_PASSWORD"] == prod.outputs["postgresPassword"]
+    assert env["DATABASE_PASSWORD"] == env["POSTGRES_PASSWORD"] != prod.outputs["postgresPassword"]
+    # The superuser's password reaches the hooks only; the API's is the one the role hook sets.
+    roles = prod.named("db-roles-api-role")
+    assert roles.inputs["environment"]["API_DB_PASSWORD"] == env["DATABASE_PASSWORD"]
+    assert roles.inputs["environment"]["API_DB_USER"] == "catalogizer_api"
     assert env["REDIS_PASSWORD"] == prod.outputs["redisPassword"]
     assert env["ADMIN_PASSWORD"] == prod.outputs["adminPassword"]
     assert len(env["JWT_SECRET"]) >= 48

@@ -64,3 +64,19 @@ def test_docker_cli_calls_end_options_before_config_values(
 def test_docker_exec_for_pg_tools_ends_options_before_the_container() -> None:
     argv = backup.Database(container=HOSTILE, user="u", name="d").argv("pg_dump", stdin=True)
     assert _positional_after_end_of_options(argv, HOSTILE), argv
+
+
+@pytest.mark.parametrize(
+    "name", ["PGPASSWORD", "REDIS_PASSWORD", "API_DB_PASSWORD", "JWT_SECRET", "ADMIN_PASSWORD", "GRAFANA_PASSWORD"]
+)
+def test_scrub_covers_every_secret_of_the_stack(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # Issue 10 outcome 5: JWT and admin included.
+    monkeypatch.setenv(name, "s3cr3t-value-of-" + name.lower())
+    text = f"psql: FATAL: password authentication failed ('s3cr3t-value-of-{name.lower()}')"
+    assert "s3cr3t" not in hooklib.scrub(text)
+
+
+def test_scrub_covers_secret_looking_names_it_does_not_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESTIC_PASSWORD", "restic-repo-password")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
+    assert hooklib.scrub("x restic-repo-password y aws-secret-value") == "x *** y ***"

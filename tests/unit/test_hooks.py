@@ -83,7 +83,23 @@ def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> N
 
 
 def test_no_restore_without_restore_from(dev: Deployment) -> None:
-    assert [c.name for c in dev.of_type(COMMAND)] == ["preflight-checks", "backup-pg-dump", "health-verify"]
+    assert [c.name for c in dev.of_type(COMMAND)] == [
+        "preflight-checks",
+        "backup-pg-dump",
+        "db-roles-api-role",
+        "health-verify",
+    ]
+
+
+def test_api_role_hook_runs_after_backup_and_restore_and_before_the_api(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"restoreFrom": _dump(workspace)})
+    roles = deployment.named("db-roles-api-role")
+    assert roles.inputs["create"] == "python3 scripts/db_roles.py"
+    assert deployment.named("backup-pg-dump").urn in roles.dependencies
+    assert deployment.named("restore-pg-restore").urn in roles.dependencies
+    assert roles.urn in deployment.container("api").dependencies
+    assert roles.is_secret("environment.PGPASSWORD") and roles.is_secret("environment.API_DB_PASSWORD")
+    assert roles.inputs["environment"]["PGUSER"] == "catalogizer"
 
 
 def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:

@@ -12,8 +12,17 @@ def test_postgres_container(dev: Deployment) -> None:
     assert pg.inputs["image"] == image.state["imageId"]
     env = dev.env(pg)
     assert env["POSTGRES_USER"] == "catalogizer" and env["POSTGRES_DB"] == "catalogizer"
-    assert env["POSTGRES_PASSWORD"] == dev.outputs["postgresPassword"]
-    assert pg.is_secret("envs")
+    # Issue 10 outcome 5: the password as a file the entrypoint reads, not in `docker inspect`.
+    assert "POSTGRES_PASSWORD" not in env
+    assert env["POSTGRES_PASSWORD_FILE"] == "/etc/catalogizer-postgres/superuser-password"
+    (secret,) = [u for u in pg.inputs["uploads"] if u["file"] == env["POSTGRES_PASSWORD_FILE"]]
+    assert secret["content"] == dev.outputs["postgresPassword"] and secret["permissions"] == "0640"
+    assert pg.is_secret(f"uploads[{pg.inputs['uploads'].index(secret)}].content")
+    assert dev.outputs["postgresPassword"] not in str(pg.inputs["envs"])
+    # Root-owned 0640 upload, read by the image's postgres uid through group 0 (alpine: 70).
+    assert pg.inputs["user"] == "70:0"
+    # Issue 10 outcome 2: no `trust` in a new cluster's pg_hba.conf.
+    assert env["POSTGRES_INITDB_ARGS"] == "--auth-local=scram-sha-256 --auth-host=scram-sha-256"
     (mount,) = pg.inputs["mounts"]
     assert mount == {"target": "/var/lib/postgresql/data", "type": "volume", "source": "catalogizer-dev-postgres-data"}
     assert env["PGDATA"].startswith(mount["target"] + "/")

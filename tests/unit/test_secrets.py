@@ -11,6 +11,7 @@ def test_every_secret_is_generated_when_not_configured(dev: Deployment) -> None:
     generated = {r.name: r.inputs for r in dev.of_type(RANDOM)}
     assert set(generated) == {
         "secrets-postgresPassword",
+        "secrets-postgresApiPassword",
         "secrets-redisPassword",
         "secrets-jwtSecret",
         "secrets-adminPassword",

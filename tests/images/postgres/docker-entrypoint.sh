@@ -31,20 +31,43 @@ if [ "$(id -u)" = '0' ]; then
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
+# Upstream's file_env (docker-library/postgres 15/alpine3.20/docker-entrypoint.sh): VAR or
+# VAR_FILE (never both), the file read whole, VAR_FILE then unset. Run again after the
+# privilege drop, as upstream does, so the file must be readable by the postgres user too.
+file_env() {
+    local var="$1" file_var="${1}_FILE"
+    if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+        printf >&2 'error: both %s and %s are set (but are exclusive)\n' "$var" "$file_var"
+        exit 1
+    fi
+    if [ -n "${!file_var:-}" ]; then
+        export "$var"="$(<"${!file_var}")"
+    fi
+    unset "$file_var"
+}
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER
+file_env POSTGRES_DB
+file_env POSTGRES_INITDB_ARGS
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     POSTGRES_USER="${POSTGRES_USER:-postgres}"
     POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
     if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "${POSTGRES_HOST_AUTH_METHOD:-}" != 'trust' ]; then
         die "database is uninitialized and POSTGRES_PASSWORD is not set (POSTGRES_HOST_AUTH_METHOD=trust allows that)"
     fi
+    # Upstream's pg_setup_hba_conf: the catch-all host line uses POSTGRES_HOST_AUTH_METHOD,
+    # defaulting to the server's password_encryption (scram-sha-256 on 14+).
     auth_host="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 
     log "initializing database cluster in $PGDATA"
     pwfile="$(mktemp)"
     printf '%s\n' "${POSTGRES_PASSWORD:-}" >"$pwfile"
+    # Upstream passes no --auth option: initdb's default is `trust` for the local socket AND
+    # the 127.0.0.1/::1 host lines (with a warning), unless POSTGRES_INITDB_ARGS says otherwise.
     # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is word-split on purpose, like upstream
     "$PG_BIN/initdb" --username="$POSTGRES_USER" --pwfile="$pwfile" \
-        --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host="$auth_host" \
+        --encoding=UTF8 --locale=C.UTF-8 \
         ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
     rm -f "$pwfile"
 
@@ -53,6 +76,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf '\nhost all all all %s\n' "$auth_host" >>"$PGDATA/pg_hba.conf"
     printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
 
+    # Upstream exports PGPASSWORD for the init psql calls ("required for psql when
+    # authentication is required for 'local' connections ... e.g. --auth-local=md5").
+    export PGPASSWORD="${PGPASSWORD:-${POSTGRES_PASSWORD:-}}"
     # Temporary server reachable only through the unix socket, so clients
     # can't connect before the user's database exists.
     "$PG_BIN/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses='' -p 5432" start >/dev/null
@@ -77,6 +103,7 @@ SQL
     done
 
     "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+    unset PGPASSWORD
     log "initialization complete; user '$POSTGRES_USER', database '$POSTGRES_DB'"
 else
     log "existing database cluster found in $PGDATA; skipping initialization"
