@@ -34,9 +34,17 @@ checked = [preflight.command]
 network = Network("network", NetworkArgs(settings))
 volumes = Volumes("volumes", VolumesArgs(settings))
 postgres = Postgres(
-    "postgres", PostgresArgs(settings, network.name, volumes.names["postgres-data"], pg_password, checked)
+    "postgres",
+    PostgresArgs(
+        settings, network.back, volumes.names["postgres-data"], volumes.names["postgres-config"], pg_password, checked
+    ),
 )
-redis = Redis("redis", RedisArgs(settings, network.name, volumes.names["redis-data"], redis_password, checked))
+redis = Redis(
+    "redis",
+    RedisArgs(
+        settings, network.back, volumes.names["redis-data"], volumes.names["redis-config"], redis_password, checked
+    ),
+)
 tls = Tls("tls", TlsArgs(settings))
 
 backup = PreUpdateBackup(
@@ -54,9 +62,18 @@ db_roles = DbRoles(
     DbRolesArgs(settings, postgres.container_name, pg_password, secrets.postgres_api_password, rollout, list(gates)),
 )
 gates.append(db_roles.command)
-api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
+api = Api("api", ApiArgs(settings, image.ref, api_env, [network.front, network.back], volumes.names["api-logs"], gates))
 proxy = Proxy(
-    "proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem, checked)
+    "proxy",
+    ProxyArgs(
+        settings,
+        network.front,
+        volumes.names["nginx-logs"],
+        volumes.names["nginx-config"],
+        tls.cert_pem,
+        tls.key_pem,
+        checked,
+    ),
 )
 health = HealthCheck(
     "health",
@@ -79,7 +96,7 @@ containers: dict[str, pulumi.Input] = {
 }
 if settings.backup.scheduler:
     scheduler = BackupScheduler(
-        "backup-scheduler", BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container])
+        "backup-scheduler", BackupSchedulerArgs(settings, network.back, pg_password, [*checked, postgres.container])
     )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
@@ -87,7 +104,7 @@ if settings.monitoring.enabled:
         "monitoring",
         MonitoringArgs(
             settings,
-            network.name,
+            network.back,
             volumes.names["prometheus-data"],
             volumes.names["grafana-data"],
             secrets.grafana_password,
@@ -99,7 +116,8 @@ if settings.monitoring.enabled:
 pulumi.export("url", settings.public_url)
 pulumi.export("healthUrl", settings.health_url)
 pulumi.export("containers", containers)
-pulumi.export("network", network.name)
+pulumi.export("network", network.back)
+pulumi.export("networks", {"front": network.front, "back": network.back})
 pulumi.export("volumes", volumes.names)
 pulumi.export("adminUsername", settings.api.admin_username)
 pulumi.export("adminPassword", pulumi.Output.secret(secrets.admin_password))

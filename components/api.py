@@ -89,7 +89,8 @@ class ApiArgs:
     settings: Settings
     image_ref: pulumi.Input[str]
     envs: pulumi.Input[list[str]]
-    network_name: pulumi.Input[str]
+    # front (nginx reaches the API) and back (the API reaches Postgres and Redis).
+    network_names: Sequence[pulumi.Input[str]]
     logs_volume: pulumi.Input[str]
     # Healthy Postgres and Redis, the pre-update backup and any restore come first.
     wait_for: Sequence[pulumi.Resource]
@@ -128,7 +129,8 @@ class Api(pulumi.ComponentResource):
                 stop_timeout=30,
                 destroy_grace_seconds=30,
                 networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])
+                    docker.ContainerNetworksAdvancedArgs(name=network, aliases=[NETWORK_ALIAS])
+                    for network in args.network_names
                 ],
                 **managed_container(
                     settings,
@@ -136,6 +138,7 @@ class Api(pulumi.ComponentResource):
                     {"label": LABEL_REPLICA, "value": str(index)},
                     *extra_labels,
                     memory_mb=settings.api.memory_mb,
+                    cpus=settings.api.cpus,
                 ),
                 opts=container_options(self, fixed_name=False, depends_on=args.wait_for),
             )

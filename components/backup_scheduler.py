@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -18,6 +20,17 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+
+
+def folder_owner(folder: Path) -> str:
+    """uid:gid the dumps must belong to: the backup folder's owner (the user running the hooks,
+    who created it 0700), or this process's user before the folder exists. Writing as that
+    user keeps the scheduler non-root whenever `pulumi up` itself is not run as root."""
+    try:
+        info = folder.stat()
+        return f"{info.st_uid}:{info.st_gid}"
+    except OSError:
+        return f"{os.getuid()}:{os.getgid()}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
+            user=folder_owner(settings.backup.dir),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),

@@ -3,7 +3,9 @@ and the resource options that make replacements behave under the real engine."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,7 +27,9 @@ LOG_OPTS = {"max-size": LOG_MAX_SIZE, "max-file": LOG_MAX_FILE}
 #   pkg/resource/deploy/step_generator.go turns the init error into a replacement.
 # - "healthcheck": terraform-provider-docker's resourceDockerContainerUpdate applies only
 #   restart, memory and CPU settings, so an edited health check would never reach Docker.
-REPLACE_ON_CHANGES = ["#initerror", "healthcheck"]
+# - "tmpfs": not ForceNew in the provider's schema (resource_docker_container.go) and not applied
+#   by its update either, so an edited tmpfs list would otherwise never reach Docker.
+REPLACE_ON_CHANGES = ["#initerror", "healthcheck", "tmpfs"]
 
 
 def labels(settings: Settings, role: str) -> list[dict[str, str]]:
@@ -36,11 +40,73 @@ def labels(settings: Settings, role: str) -> list[dict[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class Hardening:
+    """CIS Docker Benchmark section 5 controls for one role; docs/security.md tabulates them."""
+
+    # Added back after dropping ALL (5.3); names as in capabilities(7), without CAP_.
+    cap_add: tuple[str, ...] = ()
+    # 5.12: root filesystem read-only, with these tmpfs mounts for what the image writes.
+    read_only: bool = False
+    tmpfs: tuple[str, ...] = ()
+    # None keeps the image's user; set where the image would otherwise run as root.
+    user: str | None = None
+    # 5.28 asks for a PIDs limit; pulumi-docker 5.2's Container has no pids_limit input, so
+    # RLIMIT_NPROC stands in. The kernel counts it per uid (threads included) and does not
+    # apply it to root, so it bounds the non-root users the services run as.
+    nproc: int = 256
+    # Default 5.11 CPU share when the role has no `cpus` key.
+    cpus: str = "0.5"
+
+
+# Mount options for every tmpfs: no devices, no set-uid, no executables, bounded size.
+TMPFS_OPTIONS = "rw,nosuid,nodev,noexec,size=64m"
+
+HARDENING: dict[str, Hardening] = {
+    # The master (root) binds 80/443, chowns its temp folders and starts workers as `nginx`.
+    "nginx": Hardening(
+        cap_add=("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"),
+        read_only=True,
+        tmpfs=("/var/cache/nginx", "/run", "/tmp"),
+        nproc=64,
+    ),
+    # Runs as its own uid with group 0 (see components/postgres.py), so needs no capability.
+    "postgres": Hardening(read_only=True, tmpfs=("/var/run/postgresql", "/tmp"), nproc=512),
+    # The image's redis uid (999 in redis:7 alpine and Debian) with group 0, reading the root-owned
+    # 0640 redis.conf; no entrypoint chown/privilege drop, so no capability.
+    "redis": Hardening(read_only=True, tmpfs=("/tmp",), user="999:0", nproc=128),
+    # The image runs as appuser (uid 1001) on port 8080: no capability needed. Not read-only:
+    # see docs/security.md (config.json is written next to the binary in /app).
+    "api": Hardening(nproc=512, cpus="2"),
+    "backup-scheduler": Hardening(read_only=True, tmpfs=("/tmp", "/var/lib/catalogizer-backup"), nproc=64),
+    "prometheus": Hardening(nproc=256, cpus="1"),
+    "grafana": Hardening(nproc=256),
+}
+
+
+def hardening_inputs(role: str, cpus: str | None = None) -> dict[str, Any]:
+    spec = HARDENING[role]
+    inputs: dict[str, Any] = {
+        # 5.25: a set-uid binary or file capability can never raise privileges.
+        "security_opts": ["no-new-privileges:true"],
+        "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(spec.cap_add)),
+        "cpus": cpus or spec.cpus,
+        "ulimits": [docker.ContainerUlimitArgs(name="nproc", soft=spec.nproc, hard=spec.nproc)],
+    }
+    if spec.read_only:
+        inputs["read_only"] = True
+        inputs["tmpfs"] = dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS)
+    if spec.user is not None:
+        inputs["user"] = spec.user
+    return inputs
+
+
 def managed_container(
-    settings: Settings, role: str, *extra_labels: dict[str, str], memory_mb: int
+    settings: Settings, role: str, *extra_labels: dict[str, str], memory_mb: int, cpus: str | None = None
 ) -> dict[str, Any]:
-    """Container inputs every container of the stack gets."""
+    """Container inputs every container of the stack gets, the role's hardening included."""
     return {
+        **hardening_inputs(role, cpus),
         "labels": [*labels(settings, role), *extra_labels],
         "log_driver": LOG_DRIVER,
         "log_opts": LOG_OPTS,
@@ -53,6 +119,52 @@ def managed_container(
         "wait": True,
         "wait_timeout": settings.health.wait_timeout_seconds,
     }
+
+
+LABEL_CONFIG = "catalogizer.config-sha256"
+
+
+def config_carrier(
+    settings: Settings,
+    role: str,
+    *,
+    image: pulumi.Input[str],
+    volume: pulumi.Input[str],
+    directory: str,
+    uploads: Sequence[docker.ContainerUploadArgs],
+    parent: pulumi.Resource,
+) -> tuple[docker.Container, dict[str, pulumi.Input[str]]]:
+    """A created-but-never-started container that writes `uploads` into `volume`.
+
+    The provider uploads every file with CopyToContainer at path "/" (resource_docker_container_funcs.go,
+    `dstPath := "/"`), and the Docker daemon refuses an archive at "/" for a container whose root
+    filesystem is read-only ("container rootfs is marked read-only"), even when the files land in a
+    volume. So the read-only service container gets no uploads: this carrier, with a writable root,
+    receives them into the shared volume, which the service then mounts read-only. `start=False`:
+    the provider uploads before it would start (it never does); `must_run=False` keeps a stopped
+    container from counting as drift. Returns the carrier and a label that changes with the
+    content, so the service container is replaced (labels are ForceNew) whenever its files change.
+    """
+    carrier = docker.Container(
+        f"{settings.name_prefix}-{role}-config",
+        name=f"{settings.name_prefix}-{role}-config",
+        image=image,
+        start=False,
+        must_run=False,
+        network_mode="none",
+        command=["true"],
+        uploads=list(uploads),
+        mounts=[docker.ContainerMountArgs(target=directory, type="volume", source=volume)],
+        labels=labels(settings, f"{role}-config"),
+        security_opts=["no-new-privileges:true"],
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+    )
+    contents = [u.content for u in uploads]
+    digest = pulumi.Output.all(*contents).apply(
+        lambda values: hashlib.sha256("\0".join(str(v) for v in values).encode()).hexdigest()
+    )
+    return carrier, {"label": LABEL_CONFIG, "value": digest}
 
 
 def container_options(

@@ -15,6 +15,10 @@ from settings import API_PORT, Settings
 
 PROMETHEUS_CONF = "/etc/prometheus/prometheus.yml"
 GRAFANA_DATASOURCE = "/etc/grafana/provisioning/datasources/prometheus.yaml"
+# Grafana reads any setting's GF_<SECTION>_<KEY>__FILE variable from that file (grafana docs,
+# "Configure Grafana": override configuration with environment variables / __FILE). The image
+# runs as uid 472 with group 0, which reads the root-owned 0640 upload.
+GRAFANA_PASSWORD_FILE = "/etc/grafana/catalogizer-admin-password"
 PROMETHEUS_ALIAS = "prometheus"
 MEMORY_MB = 512
 
@@ -64,18 +68,21 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-grafana",
             name=f"{settings.name_prefix}-grafana",
             image=grafana_image.image_id,
-            envs=pulumi.Output.secret(args.grafana_password).apply(
-                lambda pw: [
-                    "GF_SECURITY_ADMIN_USER=admin",
-                    f"GF_SECURITY_ADMIN_PASSWORD={pw}",
-                    "GF_USERS_ALLOW_SIGN_UP=false",
-                ]
-            ),
+            envs=[
+                "GF_SECURITY_ADMIN_USER=admin",
+                f"GF_SECURITY_ADMIN_PASSWORD__FILE={GRAFANA_PASSWORD_FILE}",
+                "GF_USERS_ALLOW_SIGN_UP=false",
+            ],
             uploads=[
+                docker.ContainerUploadArgs(
+                    file=GRAFANA_PASSWORD_FILE,
+                    content=pulumi.Output.secret(args.grafana_password),
+                    permissions="0640",
+                ),
                 docker.ContainerUploadArgs(
                     file=GRAFANA_DATASOURCE,
                     content=render_grafana_datasource(f"http://{PROMETHEUS_ALIAS}:9090"),
-                )
+                ),
             ],
             ports=[docker.ContainerPortArgs(internal=3000, external=mon.grafana_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", type="volume", source=args.grafana_volume)],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import config_carrier, container_options, healthcheck, managed_container
 from settings import POSTGRES_PORT, Settings
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -17,7 +17,8 @@ PGDATA = f"{DATA_DIR}/pgdata"
 NETWORK_ALIAS = "postgres"
 # The superuser's password as a file (the image's entrypoint reads POSTGRES_PASSWORD_FILE through
 # its file_env, docker-library/postgres docker-entrypoint.sh), so it is not in `docker inspect`.
-PASSWORD_FILE = "/etc/catalogizer-postgres/superuser-password"
+CONFIG_DIR = "/etc/catalogizer-postgres"
+PASSWORD_FILE = f"{CONFIG_DIR}/superuser-password"
 # No `trust` for a new cluster: upstream passes no --auth to initdb, whose default is trust for
 # the local socket and 127.0.0.1; scram-sha-256 everywhere instead. The entrypoint exports
 # PGPASSWORD for its own init-time psql calls, so initialisation still works.
@@ -28,6 +29,8 @@ def postgres_uid(image: str) -> int:
     """The image's postgres user: 70 in the alpine variants (`adduser -u 70 ... postgres`), 999 in
     the Debian ones (`useradd ... --uid=999 ... postgres`), per docker-library/postgres' Dockerfiles."""
     return 70 if "alpine" in image.rsplit("/", 1)[-1] else 999
+
+
 # Time for a clean shutdown (checkpoint) before Docker kills the server.
 STOP_GRACE_SECONDS = 60
 
@@ -37,6 +40,7 @@ class PostgresArgs:
     settings: Settings
     network_name: pulumi.Input[str]
     volume_name: pulumi.Input[str]
+    config_volume: pulumi.Input[str]
     password: pulumi.Input[str]
     # Runs first: the preflight checks.
     wait_for: Sequence[pulumi.Resource] = ()
@@ -60,6 +64,18 @@ class Postgres(pulumi.ComponentResource):
         if pg.host_port is not None:
             # Loopback only: the database is for operators on the host, never for the outside.
             ports.append(docker.ContainerPortArgs(internal=POSTGRES_PORT, external=pg.host_port, ip="127.0.0.1"))
+        password_file = docker.ContainerUploadArgs(
+            file=PASSWORD_FILE, content=pulumi.Output.secret(args.password), permissions="0640"
+        )
+        carrier, config_label = config_carrier(
+            settings,
+            "postgres",
+            image=image.image_id,
+            volume=args.config_volume,
+            directory=CONFIG_DIR,
+            uploads=[password_file],
+            parent=self,
+        )
         self.container = docker.Container(
             f"{name}-container",
             name=f"{settings.name_prefix}-postgres",
@@ -74,11 +90,6 @@ class Postgres(pulumi.ComponentResource):
             # The provider writes uploads as root:root (its tar headers carry no owner), so the
             # file is 0640 and the server runs as its own uid with group root: the entrypoint
             # reads the file again after it would have dropped privileges (upstream file_env).
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=PASSWORD_FILE, content=pulumi.Output.secret(args.password), permissions="0640"
-                )
-            ],
             user=f"{postgres_uid(pg.image)}:0",
             # pg_stat_statements backs the runbook's slow-query check.
             command=[
@@ -98,11 +109,14 @@ class Postgres(pulumi.ComponentResource):
             stop_signal="SIGINT",
             stop_timeout=STOP_GRACE_SECONDS,
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
+            mounts=[
+                docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name),
+                docker.ContainerMountArgs(target=CONFIG_DIR, type="volume", source=args.config_volume, read_only=True),
+            ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            **managed_container(settings, "postgres", memory_mb=pg.memory_mb),
-            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
+            **managed_container(settings, "postgres", config_label, memory_mb=pg.memory_mb, cpus=pg.cpus),
+            opts=container_options(self, fixed_name=True, depends_on=[*args.wait_for, carrier]),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

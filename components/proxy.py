@@ -9,11 +9,15 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import config_carrier, container_options, healthcheck, managed_container
 from rendering.nginx import NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
-CONF_PATH = "/etc/nginx/nginx.conf"
+# In the config volume: the root filesystem is read-only, and Docker accepts uploads into a volume.
+CONF_DIR = "/etc/nginx/catalogizer"
+CONF_PATH = f"{CONF_DIR}/nginx.conf"
+# A tmpfs (see HARDENING["nginx"]); explicit, so the image's compiled-in temp paths do not matter.
+TEMP_DIR = "/var/cache/nginx"
 LOG_DIR = "/var/log/nginx"
 MEMORY_MB = 256
 HTTP_PORT = 80
@@ -34,6 +38,9 @@ def nginx_site(settings: Settings) -> NginxSite:
         http_listen_port=HTTP_PORT,
         https_listen_port=HTTPS_PORT,
         log_dir=LOG_DIR,
+        cert_path=f"{CONF_DIR}/tls/cert.pem",
+        key_path=f"{CONF_DIR}/tls/key.pem",
+        temp_dir=TEMP_DIR,
     )
 
 
@@ -42,6 +49,7 @@ class ProxyArgs:
     settings: Settings
     network_name: pulumi.Input[str]
     logs_volume: pulumi.Input[str]
+    config_volume: pulumi.Input[str]
     cert_pem: pulumi.Input[str] | None
     key_pem: pulumi.Input[str] | None
     # Runs first: the preflight checks.
@@ -60,29 +68,44 @@ class Proxy(pulumi.ComponentResource):
             f"{name}-image", name=settings.proxy.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
         )
         # Delivered into the container, so the Docker host needs no files of ours.
-        uploads = [docker.ContainerUploadArgs(file=CONF_PATH, content=render_nginx_conf(site))]
+        uploads = [docker.ContainerUploadArgs(file=CONF_PATH, content=render_nginx_conf(site), permissions="0644")]
         ports = [docker.ContainerPortArgs(internal=HTTP_PORT, external=settings.proxy.http_port)]
         if site.tls_enabled:
             assert args.cert_pem is not None and args.key_pem is not None
             uploads += [
-                docker.ContainerUploadArgs(file=site.cert_path, content=args.cert_pem),
-                docker.ContainerUploadArgs(file=site.key_path, content=pulumi.Output.secret(args.key_pem)),
+                docker.ContainerUploadArgs(file=site.cert_path, content=args.cert_pem, permissions="0644"),
+                # Root-owned 0600: only the master process (root) reads it, before starting workers.
+                docker.ContainerUploadArgs(
+                    file=site.key_path, content=pulumi.Output.secret(args.key_pem), permissions="0600"
+                ),
             ]
             ports.append(docker.ContainerPortArgs(internal=HTTPS_PORT, external=settings.proxy.https_port))
+        carrier, config_label = config_carrier(
+            settings,
+            "nginx",
+            image=image.image_id,
+            volume=args.config_volume,
+            directory=CONF_DIR,
+            uploads=uploads,
+            parent=self,
+        )
         self.container = docker.Container(
             f"{name}-container",
             name=f"{settings.name_prefix}-nginx",
             image=image.image_id,
-            uploads=uploads,
+            command=["nginx", "-c", CONF_PATH, "-g", "daemon off;"],
             ports=ports,
             # nginx's own liveness, independent of whether an API container is up yet.
             healthcheck=healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
             ),
-            mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
+            mounts=[
+                docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume),
+                docker.ContainerMountArgs(target=CONF_DIR, type="volume", source=args.config_volume, read_only=True),
+            ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
-            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
+            **managed_container(settings, "nginx", config_label, memory_mb=MEMORY_MB, cpus=settings.proxy.cpus),
+            opts=container_options(self, fixed_name=True, depends_on=[*args.wait_for, carrier]),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

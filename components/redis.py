@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import container_options, healthcheck, managed_container
-from rendering.redis import CONF_PATH, DATA_DIR, render_redis_conf
+from components.container_defaults import config_carrier, container_options, healthcheck, managed_container
+from rendering.redis import CONF_DIR, CONF_PATH, DATA_DIR, render_redis_conf
 from settings import REDIS_PORT, Settings
 
 NETWORK_ALIAS = "redis"
@@ -20,6 +20,7 @@ class RedisArgs:
     settings: Settings
     network_name: pulumi.Input[str]
     volume_name: pulumi.Input[str]
+    config_volume: pulumi.Input[str]
     password: pulumi.Input[str]
     # Runs first: the preflight checks.
     wait_for: Sequence[pulumi.Resource] = ()
@@ -43,26 +44,38 @@ class Redis(pulumi.ComponentResource):
         ports = []
         if redis.host_port is not None:
             ports.append(docker.ContainerPortArgs(internal=REDIS_PORT, external=redis.host_port, ip="127.0.0.1"))
+        conf = docker.ContainerUploadArgs(
+            file=CONF_PATH,
+            content=password.apply(lambda pw: render_redis_conf(pw, redis.memory_mb)),
+            # Root-owned (the provider's upload sets no owner), read by uid 999 through group 0.
+            permissions="0640",
+        )
+        carrier, config_label = config_carrier(
+            settings,
+            "redis",
+            image=image.image_id,
+            volume=args.config_volume,
+            directory=CONF_DIR,
+            uploads=[conf],
+            parent=self,
+        )
         self.container = docker.Container(
             f"{name}-container",
             name=f"{settings.name_prefix}-redis",
             image=image.image_id,
-            # The password lives in an uploaded file, not on the command line where `ps` shows it.
+            # The password lives in the config file, not on the command line where `ps` shows it.
             command=["redis-server", CONF_PATH],
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=CONF_PATH,
-                    content=password.apply(lambda pw: render_redis_conf(pw, redis.memory_mb)),
-                )
-            ],
             # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
             envs=password.apply(lambda pw: [f"REDISCLI_AUTH={pw}"]),
             healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
-            mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
+            mounts=[
+                docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name),
+                docker.ContainerMountArgs(target=CONF_DIR, type="volume", source=args.config_volume, read_only=True),
+            ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            **managed_container(settings, "redis", memory_mb=redis.memory_mb),
-            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
+            **managed_container(settings, "redis", config_label, memory_mb=redis.memory_mb, cpus=redis.cpus),
+            opts=container_options(self, fixed_name=True, depends_on=[*args.wait_for, carrier]),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -28,8 +28,13 @@ class Volumes(pulumi.ComponentResource):
         if settings.monitoring.enabled:
             data_roles += ["prometheus-data", "grafana-data"]
         log_roles = ["api-logs", "nginx-logs"]
+        # Where uploads go for containers with a read-only root filesystem: Docker refuses an
+        # archive upload into a read-only rootfs but accepts one into a writable volume
+        # (daemon: ErrRootFSReadOnly unless the path is in a volume). Rewritten on every
+        # create, so not protected.
+        config_roles = ["nginx-config", "redis-config", "postgres-config"]
         self.names = {}
-        for role in data_roles + log_roles:
+        for role in data_roles + log_roles + config_roles:
             is_data = role in data_roles
             volume = docker.Volume(
                 f"{name}-{role}",

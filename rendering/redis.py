@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-CONF_PATH = "/etc/catalogizer-redis.conf"
+CONF_DIR = "/etc/catalogizer-redis"
+CONF_PATH = f"{CONF_DIR}/redis.conf"
 DATA_DIR = "/data"
 # Headroom under the container limit for the AOF rewrite fork and allocator overhead.
 MAXMEMORY_FRACTION = 0.75

@@ -10,7 +10,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from settings.checks import check_image
 from settings.model import TLS_MODES, ProxySettings, TlsSettings
-from settings.reader import ConfigError, Loader, port, resolve
+from settings.reader import ConfigError, Loader, cpus, port, resolve
 
 
 def load_proxy(loader: Loader) -> ProxySettings:
@@ -20,7 +20,7 @@ def load_proxy(loader: Loader) -> ProxySettings:
     https_port = port(s, "httpsPort", 443)
     assert image is not None and http_port is not None and https_port is not None
     check_image(f"{s.key}.image", image)
-    return ProxySettings(image=image, http_port=http_port, https_port=https_port)
+    return ProxySettings(image=image, http_port=http_port, https_port=https_port, cpus=cpus(s, "cpus", "0.5"))
 
 
 def load_tls(loader: Loader, app_env: str) -> TlsSettings:

@@ -41,10 +41,11 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "mediaRoot",
         "logLevel",
         "platform",
+        "cpus",
     ),
-    "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
-    "redis": ("image", "memoryMb", "hostPort"),
-    "proxy": ("image", "httpPort", "httpsPort"),
+    "postgres": ("image", "user", "database", "memoryMb", "hostPort", "cpus"),
+    "redis": ("image", "memoryMb", "hostPort", "cpus"),
+    "proxy": ("image", "httpPort", "httpsPort", "cpus"),
     "tls": ("mode", "certFile", "keyFile", "hstsIncludeSubdomains"),
     "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
     "backup": ("dir", "keep", "scheduler", "schedule"),
@@ -76,6 +77,8 @@ class ApiSettings:
     log_level: str
     # os/arch[/variant] of the Docker host the images are built for.
     platform: str
+    # CPU limit as Docker's --cpus takes it (a decimal number of CPUs).
+    cpus: str = "2"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class PostgresSettings:
     database: str
     memory_mb: int
     host_port: int | None
+    cpus: str = "2"
 
     @property
     def api_user(self) -> str:
@@ -98,6 +102,7 @@ class RedisSettings:
     image: str
     memory_mb: int
     host_port: int | None
+    cpus: str = "1"
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class ProxySettings:
     image: str
     http_port: int
     https_port: int
+    cpus: str = "0.5"
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,26 @@ def host_memory_mb() -> int | None:
         return None
 
 
+def cpus(section: Section, name: str, default: str) -> str:
+    """A CPU limit for Docker's --cpus: a decimal like 0.5 or 2, at most the host's CPU count."""
+    local = not os.environ.get("DOCKER_HOST", "unix://").startswith(("ssh://", "tcp://"))
+    host = os.cpu_count() if local else None
+    if name not in section.raw:
+        # A default never exceeds a small host: Docker refuses --cpus above the CPU count.
+        return default if host is None or float(default) <= host else str(host)
+    raw = section.raw[name]
+    text = str(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else raw
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,2})?", text, flags=re.ASCII):
+        raise ConfigError(f"{section.full_key(name)}: expected a number of CPUs like 0.5 or 2, got {raw!r}.")
+    value = float(text)
+    if value < 0.1 or (host is not None and value > host):
+        limit = f"0.1 to {host}" if host else "at least 0.1"
+        raise ConfigError(
+            f"{section.full_key(name)}: {text} CPUs is outside {limit} (this host's CPUs); e.g. {default}."
+        )
+    return text
+
+
 def resolve(path: str) -> Path:
     # Pulumi runs the program from the project folder, so relative paths are relative to it.
     return Path(os.path.expanduser(path)).resolve()

@@ -6,7 +6,7 @@ import re
 
 from settings.checks import check_host_path, check_image
 from settings.model import LOG_LEVELS, ApiSettings, PostgresSettings, RedisSettings
-from settings.reader import ConfigError, Loader, memory, port, resolve
+from settings.reader import ConfigError, Loader, cpus, memory, port, resolve
 
 
 def load_api(loader: Loader, production: bool = False) -> ApiSettings:
@@ -89,6 +89,7 @@ def load_api(loader: Loader, production: bool = False) -> ApiSettings:
         media_root=resolve(media_root),
         log_level=s.choice("logLevel", "info", LOG_LEVELS),
         platform=platform,
+        cpus=cpus(s, "cpus", "2"),
     )
 
 
@@ -110,6 +111,7 @@ def load_postgres(loader: Loader) -> PostgresSettings:
         database=names["database"],
         memory_mb=memory(s, "memoryMb", 2048, "postgres"),
         host_port=port(s, "hostPort", None),
+        cpus=cpus(s, "cpus", "2"),
     )
 
 
@@ -119,5 +121,8 @@ def load_redis(loader: Loader) -> RedisSettings:
     assert image is not None
     check_image(f"{s.key}.image", image)
     return RedisSettings(
-        image=image, memory_mb=memory(s, "memoryMb", 512, "redis"), host_port=port(s, "hostPort", None)
+        image=image,
+        memory_mb=memory(s, "memoryMb", 512, "redis"),
+        host_port=port(s, "hostPort", None),
+        cpus=cpus(s, "cpus", "1"),
     )

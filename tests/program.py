@@ -173,6 +173,14 @@ class Deployment:
             if {"label": "catalogizer.role", "value": role} in r.inputs.get("labels", [])
         ]
 
+    def services(self) -> list[Registered]:
+        """Containers that run: every docker Container except the never-started config carriers
+        (components/container_defaults.config_carrier)."""
+        return [r for r in self.of_type("docker:index/container:Container") if r.inputs.get("start") is not False]
+
+    def carriers(self) -> list[Registered]:
+        return [r for r in self.of_type("docker:index/container:Container") if r.inputs.get("start") is False]
+
     def container(self, role: str) -> Registered:
         (only,) = self.containers(role)
         return only

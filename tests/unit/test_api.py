@@ -54,7 +54,10 @@ def test_api_container_shape(prod: Deployment) -> None:
     assert api.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]
     assert api.inputs["wait"] is True and api.inputs["restart"] == "unless-stopped"
     assert api.inputs["memory"] == 2048
-    assert api.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["api"]}]
+    assert api.inputs["networksAdvanced"] == [
+        {"name": "catalogizer-front", "aliases": ["api"]},
+        {"name": "catalogizer-back", "aliases": ["api"]},
+    ]
 
 
 def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> None:
@@ -67,7 +70,7 @@ def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> 
 
 
 def test_fixed_name_containers_are_replaced_delete_first(prod: Deployment) -> None:
-    fixed = [c for c in prod.of_type("docker:index/container:Container") if c.inputs.get("name")]
+    fixed = [c for c in prod.services() if c.inputs.get("name")]
     roles = {label["value"] for c in fixed for label in c.inputs["labels"] if label["label"] == "catalogizer.role"}
     assert roles == {"postgres", "redis", "nginx", "prometheus", "grafana", "backup-scheduler"}
     for container in fixed:
@@ -75,8 +78,8 @@ def test_fixed_name_containers_are_replaced_delete_first(prod: Deployment) -> No
 
 
 def test_every_container_is_replaced_after_a_failed_wait_or_a_new_health_check(prod: Deployment) -> None:
-    for container in prod.of_type("docker:index/container:Container"):
-        assert container.replace_on_changes == ["#initerror", "healthcheck"], container.name
+    for container in prod.services():
+        assert container.replace_on_changes == ["#initerror", "healthcheck", "tmpfs"], container.name
         assert container.inputs["wait"] is True and container.inputs["waitTimeout"] == 180, container.name
         # No perpetual memory-swap diff, and raising memory later stays possible.
         assert container.inputs["memorySwap"] == container.inputs["memory"] > 0, container.name
@@ -138,4 +141,4 @@ def test_images_are_built_for_the_configured_docker_host_platform(workspace: Wor
 
 def test_the_health_wait_timeout_is_configurable(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"health": {"waitTimeoutSeconds": 30}})
-    assert {c.inputs["waitTimeout"] for c in deployment.of_type("docker:index/container:Container")} == {30}
+    assert {c.inputs["waitTimeout"] for c in deployment.services()} == {30}

@@ -147,7 +147,7 @@ def test_hooks_follow_the_provider_docker_host(workspace: Workspace) -> None:
 def test_preflight_runs_before_every_container(prod: Deployment) -> None:
     preflight = prod.named("preflight-checks")
     assert preflight.inputs["create"] == "python3 scripts/preflight.py"
-    for container in prod.of_type("docker:index/container:Container"):
+    for container in prod.services():
         assert prod.waits_for(container, preflight), container.name
     env = preflight.inputs["environment"]
     assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000"

@@ -33,8 +33,12 @@ def test_prometheus_scrapes_every_api_replica(prod: Deployment) -> None:
 def test_grafana_has_generated_password_and_prometheus_datasource(prod: Deployment) -> None:
     grafana = prod.container("grafana")
     env = prod.env(grafana)
-    assert env["GF_SECURITY_ADMIN_PASSWORD"] == prod.outputs["grafanaPassword"] and grafana.is_secret("envs")
-    (upload,) = grafana.inputs["uploads"]
+    # Issue 10 outcome 5: a file Grafana reads (__FILE), not an environment variable.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    password_file, upload = grafana.inputs["uploads"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == password_file["file"]
+    assert password_file["content"] == prod.outputs["grafanaPassword"] and password_file["permissions"] == "0640"
+    assert grafana.is_secret("uploads[0].content") and prod.outputs["grafanaPassword"] not in str(env)
     assert upload["file"] == GRAFANA_DATASOURCE
     datasource = _json_body(upload["content"])["datasources"][0]
     assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"

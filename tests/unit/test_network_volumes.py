@@ -6,12 +6,37 @@ CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 
 
-def test_one_bridge_network_that_every_container_joins(prod: Deployment) -> None:
-    (network,) = prod.of_type("docker:index/network:Network")
-    assert network.inputs["name"] == "catalogizer-net" and network.inputs["driver"] == "bridge"
-    assert prod.outputs["network"] == "catalogizer-net"
-    for container in prod.of_type(CONTAINER):
-        assert [n["name"] for n in container.inputs["networksAdvanced"]] == ["catalogizer-net"], container.name
+# Issue 10 outcome 7: which container is on which network.
+EXPECTED_NETWORKS = {
+    "catalogizer-nginx": ["catalogizer-front"],
+    "catalogizer-postgres": ["catalogizer-back"],
+    "catalogizer-redis": ["catalogizer-back"],
+    "catalogizer-backup-scheduler": ["catalogizer-back"],
+    "catalogizer-prometheus": ["catalogizer-back"],
+    "catalogizer-grafana": ["catalogizer-back"],
+}
+
+
+def test_front_and_back_networks_only_the_api_joins_both(prod: Deployment) -> None:
+    networks = {n.inputs["name"]: n for n in prod.of_type("docker:index/network:Network")}
+    assert set(networks) == {"catalogizer-front", "catalogizer-back"}
+    assert all(n.inputs["driver"] == "bridge" for n in networks.values())
+    assert prod.outputs["networks"] == {"front": "catalogizer-front", "back": "catalogizer-back"}
+    seen = set()
+    for container in prod.services():
+        joined = [n["name"] for n in container.inputs["networksAdvanced"]]
+        name = container.inputs.get("name")
+        if container in prod.containers("api"):
+            assert joined == ["catalogizer-front", "catalogizer-back"], container.name
+            assert all(n["aliases"] == ["api"] for n in container.inputs["networksAdvanced"])
+        else:
+            assert joined == EXPECTED_NETWORKS[name], name
+            seen.add(name)
+    assert seen == set(EXPECTED_NETWORKS)
+    # nginx shares no network with PostgreSQL or Redis: it cannot open a connection to them.
+    nginx = {n["name"] for n in prod.container("nginx").inputs["networksAdvanced"]}
+    for role in ("postgres", "redis"):
+        assert not nginx & {n["name"] for n in prod.container(role).inputs["networksAdvanced"]}
 
 
 def test_data_volumes_are_protected_and_retained(prod: Deployment) -> None:
@@ -23,10 +48,11 @@ def test_data_volumes_are_protected_and_retained(prod: Deployment) -> None:
         "catalogizer-grafana-data",
     }
     logs = {"catalogizer-api-logs", "catalogizer-nginx-logs"}
-    assert set(volumes) == data | logs
+    configs = {"catalogizer-nginx-config", "catalogizer-redis-config", "catalogizer-postgres-config"}
+    assert set(volumes) == data | logs | configs
     for name in data:
         assert volumes[name].protect and volumes[name].retain_on_delete, name
-    for name in logs:
+    for name in logs | configs:
         assert not volumes[name].protect, name
     assert prod.outputs["volumes"]["postgres-data"] == "catalogizer-postgres-data"
 
@@ -38,4 +64,7 @@ def test_monitoring_volumes_only_with_monitoring(dev: Deployment) -> None:
         "catalogizer-dev-redis-data",
         "catalogizer-dev-api-logs",
         "catalogizer-dev-nginx-logs",
+        "catalogizer-dev-nginx-config",
+        "catalogizer-dev-redis-config",
+        "catalogizer-dev-postgres-config",
     }

@@ -15,16 +15,26 @@ def test_postgres_container(dev: Deployment) -> None:
     # Issue 10 outcome 5: the password as a file the entrypoint reads, not in `docker inspect`.
     assert "POSTGRES_PASSWORD" not in env
     assert env["POSTGRES_PASSWORD_FILE"] == "/etc/catalogizer-postgres/superuser-password"
-    (secret,) = [u for u in pg.inputs["uploads"] if u["file"] == env["POSTGRES_PASSWORD_FILE"]]
+    carrier = dev.container("postgres-config")
+    (secret,) = carrier.inputs["uploads"]
+    assert secret["file"] == env["POSTGRES_PASSWORD_FILE"]
     assert secret["content"] == dev.outputs["postgresPassword"] and secret["permissions"] == "0640"
-    assert pg.is_secret(f"uploads[{pg.inputs['uploads'].index(secret)}].content")
+    assert carrier.is_secret("uploads[0].content") and "uploads" not in pg.inputs
     assert dev.outputs["postgresPassword"] not in str(pg.inputs["envs"])
     # Root-owned 0640 upload, read by the image's postgres uid through group 0 (alpine: 70).
     assert pg.inputs["user"] == "70:0"
     # Issue 10 outcome 2: no `trust` in a new cluster's pg_hba.conf.
     assert env["POSTGRES_INITDB_ARGS"] == "--auth-local=scram-sha-256 --auth-host=scram-sha-256"
-    (mount,) = pg.inputs["mounts"]
+    mount, config = pg.inputs["mounts"]
     assert mount == {"target": "/var/lib/postgresql/data", "type": "volume", "source": "catalogizer-dev-postgres-data"}
+    # Uploads go to a volume: the root filesystem is read-only.
+    config_volume = "catalogizer-dev-postgres-config"
+    assert config == {
+        "target": "/etc/catalogizer-postgres",
+        "type": "volume",
+        "source": config_volume,
+        "readOnly": True,
+    }
     assert env["PGDATA"].startswith(mount["target"] + "/")
     assert "shared_preload_libraries=pg_stat_statements" in pg.inputs["command"]
     assert pg.inputs["healthcheck"]["tests"][:2] == ["CMD", "pg_isready"]
@@ -34,7 +44,7 @@ def test_postgres_container(dev: Deployment) -> None:
     assert pg.inputs["stopTimeout"] >= 30 and pg.inputs["destroyGraceSeconds"] >= 30
     assert pg.inputs["stopSignal"] == "SIGINT"
     assert pg.delete_before_replace
-    assert {"aliases": ["postgres"], "name": "catalogizer-dev-net"} in pg.inputs["networksAdvanced"]
+    assert pg.inputs["networksAdvanced"] == [{"aliases": ["postgres"], "name": "catalogizer-dev-back"}]
 
 
 def test_postgres_is_not_published_by_default(dev: Deployment) -> None:

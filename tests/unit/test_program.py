@@ -31,7 +31,7 @@ def test_outputs(prod: Deployment) -> None:
 
 
 def test_every_container_rotates_logs_and_is_labelled(deployment: Deployment) -> None:
-    for container in deployment.of_type(CONTAINER):
+    for container in deployment.services():
         assert container.inputs["logDriver"] == "json-file", container.name
         assert container.inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}, container.name
         labels = {item["label"]: item["value"] for item in container.inputs["labels"]}
@@ -50,7 +50,7 @@ def test_every_container_rotates_logs_and_is_labelled(deployment: Deployment) ->
 
 
 def test_nothing_but_nginx_is_reachable_from_outside_the_host(deployment: Deployment) -> None:
-    for container in deployment.of_type(CONTAINER):
+    for container in deployment.services():
         for port in container.inputs.get("ports") or []:
             public = port.get("ip", "0.0.0.0") in ("0.0.0.0", "", "::")
             if public:

@@ -13,8 +13,10 @@ def test_redis_container(dev: Deployment) -> None:
     password = dev.outputs["redisPassword"]
     assert dev.named("redis-image").inputs["name"] == "redis:7-alpine"
     assert redis.inputs["command"] == ["redis-server", CONF_PATH]
-    (upload,) = redis.inputs["uploads"]
-    assert upload["file"] == CONF_PATH and redis.is_secret("uploads[0].content")
+    carrier = dev.container("redis-config")
+    (upload,) = carrier.inputs["uploads"]
+    assert upload["file"] == CONF_PATH and carrier.is_secret("uploads[0].content")
+    assert "uploads" not in redis.inputs and redis.inputs["readOnly"] is True
     conf = dict(line.split(" ", 1) for line in upload["content"].splitlines() if line)
     # The API's (default) user: every command but @dangerous/@admin, password stored as its SHA-256.
     digest = hashlib.sha256(password.encode()).hexdigest()
