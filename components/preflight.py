@@ -31,6 +31,7 @@ class Preflight(pulumi.ComponentResource):
         environment = {
             "PREFLIGHT_MIN_FREE_GB": str(settings.preflight.min_free_gb),
             "BACKUP_DIR": str(settings.backup.dir),
+            "MEDIA_ROOT": str(settings.api.media_root),
             "STACK_LABEL": settings.name_prefix,
             "PREFLIGHT_PORTS": ",".join(settings.published_ports),
             # Already present when it matters: a remote engine pulls it for Postgres anyway.

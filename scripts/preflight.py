@@ -89,8 +89,25 @@ def free_gb_on_engine(path: str, probe_image: str) -> float:
     return int(fields[3]) * 1024 / GB
 
 
+def docker_root() -> str:
+    return docker(["info", "--format", "{{.DockerRootDir}}"], timeout=20).stdout.decode().strip() or "/var/lib/docker"
+
+
+def check_outside_docker_root(root: str, folders: dict[str, str]) -> None:
+    """The settings refuse /var/lib/docker; the engine's real data root may be elsewhere
+    (dockerd --data-root), so the mounted host folders are checked against it here too."""
+    data_root = Path(root)
+    for key, folder in folders.items():
+        path = Path(folder)
+        if path == data_root or data_root in path.parents or path in data_root.parents:
+            raise HookError(
+                f"{key} {folder} is or contains Docker's data root {root}; mounting it would expose every "
+                "image and volume (the database included). Use a dedicated folder."
+            )
+
+
 def check_disk(floor_gb: float, backup_dir: Path, probe_image: str | None) -> dict[str, float]:
-    root = docker(["info", "--format", "{{.DockerRootDir}}"], timeout=20).stdout.decode().strip() or "/var/lib/docker"
+    root = docker_root()
     # PREFLIGHT_DISK_PROBE=container measures through the engine even when it is local.
     if docker_is_local() and os.environ.get("PREFLIGHT_DISK_PROBE") != "container":
         docker_free = free_gb_local(Path(root))
@@ -181,6 +198,17 @@ def main() -> None:
         summary: dict[str, object] = {"docker": docker_version()}
         if os.environ.get("PREFLIGHT_PLATFORM"):
             summary["platform"] = check_platform(env("PREFLIGHT_PLATFORM"))
+        check_outside_docker_root(
+            docker_root(),
+            {
+                key: value
+                for key, value in (
+                    ("catalogizer:backup.dir", os.environ.get("BACKUP_DIR", "")),
+                    ("catalogizer:api.mediaRoot", os.environ.get("MEDIA_ROOT", "")),
+                )
+                if value
+            },
+        )
         floor = float(env("PREFLIGHT_MIN_FREE_GB", "10"))
         summary["freeGb"] = check_disk(floor, Path(env("BACKUP_DIR")), os.environ.get("PREFLIGHT_PROBE_IMAGE"))
         summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))

@@ -80,3 +80,11 @@ def test_scrub_covers_secret_looking_names_it_does_not_list(monkeypatch: pytest.
     monkeypatch.setenv("RESTIC_PASSWORD", "restic-repo-password")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
     assert hooklib.scrub("x restic-repo-password y aws-secret-value") == "x *** y ***"
+
+
+@pytest.mark.parametrize("folder", ["/srv/docker-data", "/srv/docker-data/volumes/x", "/srv"])
+def test_preflight_refuses_folders_in_or_around_the_real_docker_root(folder: str) -> None:
+    # dockerd --data-root=/srv/docker-data: the settings' /var/lib/docker rule cannot know it.
+    with pytest.raises(hooklib.HookError, match="Docker's data root"):
+        preflight.check_outside_docker_root("/srv/docker-data", {"catalogizer:api.mediaRoot": folder})
+    preflight.check_outside_docker_root("/srv/docker-data", {"catalogizer:api.mediaRoot": "/srv/media"})
