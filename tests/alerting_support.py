@@ -17,9 +17,26 @@ from typing import Any
 from docker.models.containers import Container
 from docker.models.networks import Network
 from docker_harness import DockerScope
+from images import tags
 from program import Deployment, Registered
 
+from components.backup_scheduler import DOCKERFILE
+from components.hook_support import PROJECT_DIR
+
 NS = 1_000_000_000
+SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
+
+
+def build_scheduler(scope: DockerScope) -> str:
+    """The scheduler image as components/backup_scheduler.py builds it, on the test PostgreSQL."""
+    image, _ = scope.client.images.build(
+        path=str(PROJECT_DIR),
+        dockerfile=str(DOCKERFILE.relative_to(PROJECT_DIR)),
+        buildargs={"BASE_IMAGE": tags.POSTGRES},
+        tag=SCHEDULER_TAG,
+        rm=True,
+    )
+    return str(image.id)
 
 
 def uploads(container: Registered) -> dict[str, dict[str, Any]]:
@@ -77,7 +94,7 @@ def launch(
     for net in inputs.get("networksAdvanced", []):
         aliases += net.get("aliases") or []
     # Published ports: same container ports, free 127.0.0.1 host ports (no clash with a real stack).
-    ports = {p["internal"]: None for p in inputs.get("ports", []) if p.get("ip") == "127.0.0.1"}
+    ports = {int(p["internal"]): None for p in inputs.get("ports", []) if p.get("ip") == "127.0.0.1"}
     kwargs: dict[str, Any] = {
         "environment": env,
         "mem_limit": int(inputs["memory"]) * 1024 * 1024,
@@ -87,6 +104,15 @@ def launch(
     }
     if inputs.get("command"):
         kwargs["command"] = list(inputs["command"])
+    if inputs.get("stopSignal"):
+        kwargs["stop_signal"] = inputs["stopSignal"]
+    # Named volumes become the test's own; host folders only where the test hands one over.
+    volumes = dict(kwargs.pop("volumes", {}))
+    for number, mount in enumerate(inputs.get("mounts", [])):
+        if mount["type"] == "volume":
+            volumes[scope.volume(f"{role}-vol{number}").name] = {"bind": mount["target"], "mode": "rw"}
+    if volumes:
+        kwargs["volumes"] = volumes
     container = scope.container(
         image,
         role if index == 0 else f"{role}-{index}",
