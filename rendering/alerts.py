@@ -59,12 +59,12 @@ class RuleParams:
     cert_critical_days: int = 7
 
 
-def _rule(alert: str, expr: str, for_: str, severity: str, summary: str, anchor: str | None = None) -> dict[str, Any]:
+def _rule(alert: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": alert, "expr": expr}
     if for_ != "0m":
         rule["for"] = for_
     rule["labels"] = {"severity": severity}
-    rule["annotations"] = {"summary": summary, "runbook": f"{RUNBOOK}#{(anchor or alert).lower()}"}
+    rule["annotations"] = {"summary": summary, "runbook": f"{RUNBOOK}#{alert.lower()}"}
     return rule
 
 
@@ -141,7 +141,6 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
             "warning",
             f"The certificate served at the public URL expires within {params.cert_warning_days} days: "
             "renew it, copy it to ssl/ and deploy.",
-            "certificateexpiry",
         ),
         _rule(
             "CertificateExpiryCritical",
@@ -150,7 +149,6 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
             "critical",
             f"The certificate expires within {params.cert_critical_days} days: renew it now, copy it to ssl/ "
             "and deploy.",
-            "certificateexpiry",
         ),
         _rule(
             "BackupOverdue",

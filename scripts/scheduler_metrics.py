@@ -91,7 +91,7 @@ def render(status: dict[str, object], healthy: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve_in_background(port: int, page: Callable[[], str]) -> ThreadingHTTPServer:
+def serve_in_background(port: int, page: Callable[[], str], address: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serves `page()` at /metrics from a daemon thread; the scheduler loop is unaffected."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -109,6 +109,7 @@ def serve_in_background(port: int, page: Callable[[], str]) -> ThreadingHTTPServ
         def log_message(self, format: str, *args: object) -> None:
             pass  # one line per scrape would drown the dump events in `docker logs`
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    # All addresses by default: Prometheus reaches it over the stack's network.
+    server = ThreadingHTTPServer((address, port), Handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
