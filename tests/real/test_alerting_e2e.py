@@ -27,6 +27,8 @@ from docker_harness import DockerScope, http_request, wait_healthy
 from images import tags
 from workspace import Workspace
 
+from components.alertmanager import CONF_PATH as ALERTMANAGER_CONF
+
 PROBLEM_BOUND = 120  # seconds from cause to notification, as the issue asks
 RESOLVE_BOUND = 150
 EXPECTED_JOBS = {"catalog-api", "prometheus", "postgres", "redis", "nginx", "blackbox", "backup-scheduler"}
@@ -123,8 +125,9 @@ def test_postgres_down_and_overdue_backup_reach_the_webhook_and_resolve(
         nginx = start("nginx", tags.NGINX)
         wait_healthy(api, timeout=60)
         wait_healthy(nginx, timeout=60)
-        for role in ("postgres-exporter", "redis-exporter", "nginx-exporter", "blackbox-exporter", "alertmanager"):
+        for role in ("postgres-exporter", "redis-exporter", "nginx-exporter", "blackbox-exporter"):
             start(role, tags.MONITORING[role])
+        alertmanager = start("alertmanager", tags.MONITORING["alertmanager"])
         start(
             "backup-scheduler",
             scheduler_image,
@@ -145,9 +148,15 @@ def test_postgres_down_and_overdue_backup_reach_the_webhook_and_resolve(
             return 1.0 if healthy >= EXPECTED_JOBS and all(t["health"] == "up" for t in targets) else None
 
         wait_until("every target up", 90, all_up)
-        for query in ("pg_up", "redis_up", "probe_success", "catalogizer_backup_overdue"):
+        for query in ("pg_up", "redis_up", "nginx_up", "probe_success", "catalogizer_backup_overdue"):
             (sample,) = prometheus_query(port, f"/api/v1/query?query={query}")["result"]
             assert sample["value"][1] == ("0" if query == "catalogizer_backup_overdue" else "1"), (query, sample)
+        # The probe read the certificate nginx serves (the workspace's, valid 365 days).
+        (expiry,) = prometheus_query(port, "/api/v1/query?query=probe_ssl_earliest_cert_expiry-time()")["result"]
+        assert 360 * 86400 < float(expiry["value"][1]) < 366 * 86400, expiry
+        # Alertmanager's file holds receivers (and could hold the SMTP password): only its user reads it.
+        code, mode = scope.exec(alertmanager, ["stat", "-c", "%a %u", ALERTMANAGER_CONF])
+        assert (code, mode.strip()) == (0, "600 65534"), mode
         assert not hook.events, hook.events  # nothing fires on a healthy stack
 
         stopped = time.monotonic()
