@@ -170,3 +170,16 @@ def test_dashboard_has_the_issue_s_panels_on_the_provisioned_datasource() -> Non
     assert provider["options"]["path"] == "/var/lib/dash" and provider["type"] == "file"
     with pytest.raises(ValueError):
         render_dashboard_provider("relative")
+
+
+def test_nginx_serves_stub_status_on_its_own_port_only_when_asked() -> None:
+    from rendering.nginx import STATUS_PATH, NginxSite, render_nginx_conf
+
+    plain = render_nginx_conf(NginxSite(server_name="localhost", tls_enabled=True, hsts=False))
+    assert "stub_status" not in plain
+    conf = render_nginx_conf(NginxSite(server_name="localhost", tls_enabled=True, hsts=False, status_port=8081))
+    status_server = conf[conf.index("listen 8081;") :]
+    assert f"location = {STATUS_PATH} {{\n" in status_server and "stub_status;" in status_server
+    assert conf.count("stub_status;") == 1  # not on the public servers
+    with pytest.raises(ValueError, match="status_port"):
+        NginxSite(server_name="localhost", tls_enabled=True, hsts=False, status_port=443)
