@@ -81,8 +81,13 @@ class Proxy(pulumi.ComponentResource):
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
             ),
             mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
-            # The exporters reach nginx by this alias (components/exporters.py).
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
+            # With monitoring the exporters reach nginx by this alias (components/exporters.py);
+            # without, the network settings (which replace the container) stay as they were.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.network_name, aliases=[NETWORK_ALIAS] if settings.monitoring.enabled else None
+                )
+            ],
             **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )

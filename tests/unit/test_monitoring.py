@@ -29,7 +29,9 @@ def test_monitoring_is_off_by_default(dev: Deployment) -> None:
     for role in ("prometheus", "grafana", "alertmanager", *EXPORTERS):
         assert not dev.containers(role), role
     assert set(dev.outputs["containers"]) == {"postgres", "redis", "api", "nginx"}
-    assert "stub_status" not in dev.container("nginx").inputs["uploads"][0]["content"]
+    nginx = dev.container("nginx")
+    assert "stub_status" not in nginx.inputs["uploads"][0]["content"]
+    assert not nginx.inputs["networksAdvanced"][0].get("aliases")  # unchanged without monitoring
 
 
 def test_prometheus_scrapes_every_api_replica_and_every_exporter(prod: Deployment) -> None:
