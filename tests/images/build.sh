@@ -254,6 +254,28 @@ build_image "$API_REPO:v1" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VER
 build_image "$API_REPO:v2" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=v2
 build_image "$API_REPO:broken" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=broken --build-arg HEALTH_MODE=broken
 
+# --- monitoring (issue 12): Prometheus, Alertmanager and the exporters --------------
+# One Dockerfile, one image per Debian package; the tags are in tags.py (MONITORING).
+# Concurrent like the service images: the builds are apt downloads.
+MON_DIR="$HERE/prometheus-family"
+mon_pids=()
+# name:package:binary[:upstream binary path]
+for spec in prometheus:prometheus:prometheus \
+    alertmanager:prometheus-alertmanager:prometheus-alertmanager \
+    postgres-exporter:prometheus-postgres-exporter:prometheus-postgres-exporter \
+    redis-exporter:prometheus-redis-exporter:prometheus-redis-exporter \
+    blackbox-exporter:prometheus-blackbox-exporter:prometheus-blackbox-exporter \
+    nginx-exporter:prometheus-nginx-exporter:prometheus-nginx-exporter:/usr/bin/nginx-prometheus-exporter; do
+    IFS=: read -r mon_name mon_package mon_binary mon_link <<<"$spec"
+    build_image "catalogizer-test/mon-$mon_name:bookworm" "$BASE_TAG" "$MON_DIR" "$MON_DIR/Dockerfile" \
+        --build-arg "PACKAGE=$mon_package" --build-arg "BINARY=$mon_binary" --build-arg "UPSTREAM_PATH=$mon_link" &
+    mon_pids+=("$!")
+done
+for pid in "${mon_pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || die "one or more monitoring images failed to build"
+
 # Superseded builds leave untagged images behind; drop only ours.
 docker image prune -f --filter "label=$HASH_LABEL" >/dev/null
 

@@ -15,7 +15,20 @@ API_V1 = f"{API_REPOSITORY}:v1"
 API_V2 = f"{API_REPOSITORY}:v2"
 API_BROKEN = f"{API_REPOSITORY}:broken"
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN)
+# Monitoring (issue 12): Debian's packages, entrypoint = the binary as upstream (build.sh).
+MONITORING = {
+    name: f"catalogizer-test/mon-{name}:bookworm"
+    for name in (
+        "prometheus",
+        "alertmanager",
+        "postgres-exporter",
+        "redis-exporter",
+        "blackbox-exporter",
+        "nginx-exporter",
+    )
+}
+
+ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN, *MONITORING.values())
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.
