@@ -218,6 +218,8 @@ build_image() {
         return 0
     fi
     local start=$SECONDS logf="$WORK/build-${tag//[\/:]/_}.log"
+    # The image this tag names now is replaced: remember it, to remove it (and only it) at the end.
+    docker image inspect --format '{{.Id}}' "$tag" >>"$WORK/replaced-ids" 2>/dev/null || true
     log "$tag: building"
     local cache_flag=()
     [ "$FORCE" -eq 1 ] && cache_flag=(--no-cache)
@@ -277,6 +279,13 @@ done
 [ "$failed" -eq 0 ] || die "one or more monitoring images failed to build"
 
 # Superseded builds leave untagged images behind; drop only ours.
-docker image prune -f --filter "label=$HASH_LABEL" >/dev/null
+# Only the images this run replaced, never a prune by label: labels are inherited, so a prune
+# would also delete other sessions' images built on ours (the rehearsal's previous API image).
+# An ID still tagged or used by a container is refused by Docker and stays.
+if [ -s "$WORK/replaced-ids" ]; then
+    sort -u "$WORK/replaced-ids" | while read -r old; do
+        docker image rm "$old" >/dev/null 2>&1 || true
+    done
+fi
 
 log "all images ready in $((SECONDS - total_start)) s"
