@@ -19,7 +19,10 @@ POSTGRES_TAG="catalogizer-test/postgres:15"
 REDIS_TAG="catalogizer-test/redis:7"
 NGINX_TAG="catalogizer-test/nginx:1.22"
 PYRT_TAG="catalogizer-test/python-runtime:bookworm"
-API_REPO="catalogizer-test/api-standin"
+# Overridable so a worktree that changes the stand-in can build and test it under
+# its own tags without flipping the shared ones under other sessions' feet
+# (tags.py reads the same variable).
+API_REPO="${CATALOGIZER_TEST_API_REPOSITORY:-catalogizer-test/api-standin}"
 
 # Bump to invalidate the cached base image when the debootstrap recipe changes.
 BASE_RECIPE_VERSION=1

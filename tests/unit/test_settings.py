@@ -26,6 +26,16 @@ BAD_INPUTS = [
     ("dev", {"api": {"source": None}}, ["catalogizer:api", "exactly one", "neither is set"]),
     ("dev", {"api": {"dockerfile": "api/Dockerfile"}}, ["catalogizer:api.source", "no api/Dockerfile", "ROOT"]),
     ("dev", {"api": {"source": "../nowhere"}}, ["catalogizer:api.source", "no catalog-api/Dockerfile"]),
+    (
+        "dev",
+        {"api": {"source": "../no-submodules"}},
+        ["catalogizer:api.source", "no submodules/ folder", "git -C", "submodule update --init --recursive"],
+    ),
+    (
+        "dev",
+        {"api": {"source": "../empty-submodules"}},
+        ["catalogizer:api.source", "submodules assets, config are empty", "submodule update --init --recursive"],
+    ),
     ("prod", {"tls": {"certFile": "ssl/missing.pem"}}, ["catalogizer:tls.certFile", "cannot read", "missing.pem"]),
     ("prod", {"tls": {"keyFile": None}}, ["catalogizer:tls.keyFile", "required with mode=files"]),
     (
