@@ -20,6 +20,9 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+# Prometheus scrapes the scheduler's state here (scripts/scheduler_metrics.py).
+NETWORK_ALIAS = "backup-scheduler"
+METRICS_PORT = 9188
 
 
 def folder_owner(folder: Path) -> str:
@@ -76,6 +79,7 @@ class BackupScheduler(pulumi.ComponentResource):
                     f"BACKUP_SCHEDULE={settings.backup.schedule}",
                     f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
                     f"STACK_NAME={settings.name_prefix}",
+                    f"BACKUP_METRICS_PORT={METRICS_PORT}",
                 ]
             ),
             volumes=[
@@ -86,7 +90,7 @@ class BackupScheduler(pulumi.ComponentResource):
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
             user=folder_owner(settings.backup.dir),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )

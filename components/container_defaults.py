@@ -81,6 +81,13 @@ HARDENING: dict[str, Hardening] = {
     "backup-scheduler": Hardening(read_only=True, tmpfs=("/tmp", "/var/lib/catalogizer-backup"), nproc=64),
     "prometheus": Hardening(nproc=256, cpus="1"),
     "grafana": Hardening(nproc=256),
+    # Uploads its config (the provider's upload at "/" needs a writable root).
+    "alertmanager": Hardening(nproc=128, cpus="0.25"),
+    "blackbox-exporter": Hardening(nproc=64, cpus="0.25"),
+    # No files: the Go exporters write nothing.
+    "postgres-exporter": Hardening(read_only=True, tmpfs=("/tmp",), nproc=64, cpus="0.25"),
+    "redis-exporter": Hardening(read_only=True, tmpfs=("/tmp",), nproc=64, cpus="0.25"),
+    "nginx-exporter": Hardening(read_only=True, tmpfs=("/tmp",), nproc=64, cpus="0.25"),
 }
 
 

@@ -22,6 +22,9 @@ LOG_DIR = "/var/log/nginx"
 MEMORY_MB = 256
 HTTP_PORT = 80
 HTTPS_PORT = 443
+NETWORK_ALIAS = "nginx"
+# stub_status for the nginx exporter, with monitoring on; inside the network only.
+STATUS_PORT = 8081
 
 
 def nginx_site(settings: Settings) -> NginxSite:
@@ -41,6 +44,7 @@ def nginx_site(settings: Settings) -> NginxSite:
         cert_path=f"{CONF_DIR}/tls/cert.pem",
         key_path=f"{CONF_DIR}/tls/key.pem",
         temp_dir=TEMP_DIR,
+        status_port=STATUS_PORT if settings.monitoring.enabled else None,
     )
 
 
@@ -103,7 +107,13 @@ class Proxy(pulumi.ComponentResource):
                 docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume),
                 docker.ContainerMountArgs(target=CONF_DIR, type="volume", source=args.config_volume, read_only=True),
             ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            # With monitoring the exporters reach nginx by this alias (components/exporters.py);
+            # without, the network settings (which replace the container) stay as they were.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.network_name, aliases=[NETWORK_ALIAS] if settings.monitoring.enabled else None
+                )
+            ],
             **managed_container(settings, "nginx", config_label, memory_mb=MEMORY_MB, cpus=settings.proxy.cpus),
             opts=container_options(self, fixed_name=True, depends_on=[*args.wait_for, carrier]),
         )

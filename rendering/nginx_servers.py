@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rendering.nginx import NginxSite
 
 SELF_HEALTH_PATH = "/nginx-health"
+STATUS_PATH = "/stub_status"
 
 # Where the API takes uploads (vasic-digital/Catalogizer catalog-api/main.go registers
 # POST /api/v1/copy/upload and POST /api/v1/subtitles/upload); only these get the 2G body.
@@ -292,4 +293,23 @@ server {{
     {_upstream_variable(site)}
 
 {indent(_app_locations(site), 1)}
+}}"""
+
+
+def status_server(site: NginxSite) -> str:
+    # ngx_http_stub_status_module (nginx docs): active connections, accepts, handled,
+    # requests, reading/writing/waiting; what the nginx exporter turns into metrics. Its own
+    # port, so the public servers never answer it; the port is not published.
+    return f"""\
+server {{
+    listen {listen(site, site.status_port or 0)};
+    access_log off;
+
+    location = {STATUS_PATH} {{
+        stub_status;
+    }}
+
+    location / {{
+        return 404;
+    }}
 }}"""

@@ -23,6 +23,13 @@ def maxmemory_mb(container_memory_mb: int) -> int:
 # or replicate the cache away. No other user exists: nothing on the network holds admin rights.
 # ACL rules: https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
 API_ACL_RULES = "~* &* +@all -@dangerous -@admin"
+# The Redis exporter's user (same password, REDIS_USER): the read-only server commands it runs
+# (oliver006/redis_exporter README, "Authenticating with Redis" ACL example), no key access.
+EXPORTER_USER = "catalogizer-exporter"
+EXPORTER_ACL_RULES = (
+    "resetchannels -@all +ping +info +config|get +client|list +slowlog|get +slowlog|len "
+    "+latency|latest +memory|stats +dbsize +select +cluster|info +command|count"
+)
 
 
 def acl_user_line(user: str, password: str, rules: str) -> str:
@@ -45,6 +52,7 @@ def render_redis_conf(password: str, container_memory_mb: int) -> str:
             "protected-mode yes",
             # Replaces `requirepass` (which only sets the default user's password, with +@all).
             acl_user_line("default", password, API_ACL_RULES),
+            acl_user_line(EXPORTER_USER, password, EXPORTER_ACL_RULES),
             f"dir {DATA_DIR}",
             "appendonly yes",
             "appendfsync everysec",

@@ -14,6 +14,12 @@ EXPECTED_NETWORKS = {
     "catalogizer-backup-scheduler": ["catalogizer-back"],
     "catalogizer-prometheus": ["catalogizer-back"],
     "catalogizer-grafana": ["catalogizer-back"],
+    "catalogizer-alertmanager": ["catalogizer-back"],
+    "catalogizer-postgres-exporter": ["catalogizer-back"],
+    "catalogizer-redis-exporter": ["catalogizer-back"],
+    # These two read nginx (stub_status, the /health probe); Prometheus scrapes them on back.
+    "catalogizer-nginx-exporter": ["catalogizer-back", "catalogizer-front"],
+    "catalogizer-blackbox-exporter": ["catalogizer-back", "catalogizer-front"],
 }
 
 

@@ -17,10 +17,15 @@ def test_redis_container(dev: Deployment) -> None:
     (upload,) = carrier.inputs["uploads"]
     assert upload["file"] == CONF_PATH and carrier.is_secret("uploads[0].content")
     assert "uploads" not in redis.inputs and redis.inputs["readOnly"] is True
-    conf = dict(line.split(" ", 1) for line in upload["content"].splitlines() if line)
+    lines = [line for line in upload["content"].splitlines() if line]
+    conf = dict(line.split(" ", 1) for line in lines if not line.startswith("user "))
+    users = {line.split()[1]: line for line in lines if line.startswith("user ")}
     # The API's (default) user: every command but @dangerous/@admin, password stored as its SHA-256.
     digest = hashlib.sha256(password.encode()).hexdigest()
-    assert conf["user"] == f"default reset on #{digest} ~* &* +@all -@dangerous -@admin"
+    assert users["default"] == f"user default reset on #{digest} ~* &* +@all -@dangerous -@admin"
+    # The exporter's: read-only server commands, no keys.
+    assert users["catalogizer-exporter"].startswith(f"user catalogizer-exporter reset on #{digest} resetchannels -@all")
+    assert "~" not in users["catalogizer-exporter"] and set(users) == {"default", "catalogizer-exporter"}
     assert "requirepass" not in conf and password not in upload["content"]
     assert conf["appendonly"] == "yes" and conf["dir"] == "/data"
     assert int(conf["maxmemory"].removesuffix("mb")) < redis.inputs["memory"] == 512

@@ -26,6 +26,16 @@ BAD_INPUTS = [
     ("dev", {"api": {"source": None}}, ["catalogizer:api", "exactly one", "neither is set"]),
     ("dev", {"api": {"dockerfile": "api/Dockerfile"}}, ["catalogizer:api.source", "no api/Dockerfile", "ROOT"]),
     ("dev", {"api": {"source": "../nowhere"}}, ["catalogizer:api.source", "no catalog-api/Dockerfile"]),
+    (
+        "dev",
+        {"api": {"source": "../no-submodules"}},
+        ["catalogizer:api.source", "no submodules/ folder", "git -C", "submodule update --init --recursive"],
+    ),
+    (
+        "dev",
+        {"api": {"source": "../empty-submodules"}},
+        ["catalogizer:api.source", "submodules assets, config are empty", "submodule update --init --recursive"],
+    ),
     ("prod", {"tls": {"certFile": "ssl/missing.pem"}}, ["catalogizer:tls.certFile", "cannot read", "missing.pem"]),
     ("prod", {"tls": {"keyFile": None}}, ["catalogizer:tls.keyFile", "required with mode=files"]),
     (
@@ -86,6 +96,43 @@ BAD_INPUTS = [
     ("dev", {"api": {"replicas": "\uff12"}}, ["catalogizer:api.replicas", "whole number"]),
     ("dev", {"preflight": {"minFreeGb": 0}}, ["catalogizer:preflight.minFreeGb", "outside 1-100000"]),
     ("dev", {"api": {"memoryMb": 1048576}}, ["catalogizer:api.memoryMb", "more than this host's"]),
+    (
+        "prod",
+        {"alerts": {"webhookUrls": ["https://ok.example.com/a", "hooks.slack.com/services/x"]}},
+        ["catalogizer:alerts.webhookUrls[1]", "'hooks.slack.com/services/x'", "http(s) URL"],
+    ),
+    ("prod", {"alerts": {"webhookUrls": "ftp://x.example.com"}}, ["catalogizer:alerts.webhookUrls[0]", "ftp://"]),
+    ("prod", {"alerts": {"webhookUrls": {"a": 1}}}, ["catalogizer:alerts.webhookUrls", "list of URLs"]),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "ops.example.com", "from": "a@example.com", "smarthost": "smtp.example.com:25"}}},
+        ["catalogizer:alerts.email.to", "'ops.example.com'", "not an e-mail address"],
+    ),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@example.com, b@example.com", "from": "a@x.io", "smarthost": "smtp.x.io:25"}}},
+        ["catalogizer:alerts.email.to", "one address"],
+    ),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@example.com", "from": "a@example.com", "smarthost": "smtp.example.com"}}},
+        ["catalogizer:alerts.email.smarthost", "host:port", "smtp.example.com:587"],
+    ),
+    ("prod", {"alerts": {"email": {"to": "a@example.com"}}}, ["catalogizer:alerts.email.from", "is required"]),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@x.io", "from": "b@x.io", "smarthost": "s.x.io:587", "username": "u"}}},
+        ["catalogizer:alerts.email.username", "catalogizer:alertsSmtpPassword", "--secret"],
+    ),
+    ("prod", {"alerts": {"email": {"too": "a@x.io"}}}, ["catalogizer:alerts.email", "unknown key 'too'", "'to'"]),
+    ("prod", {"alerts": {"repeatIntervalHours": 0}}, ["catalogizer:alerts.repeatIntervalHours", "outside 1-168"]),
+    (
+        "dev",
+        {"alerts": {"webhookUrls": ["https://alerts.example.com/hook"]}},
+        ["catalogizer:alerts", "monitoring.enabled is false"],
+    ),
+    ("prod", {"monitoring": {"alertmanagerPort": 3000}}, ["catalogizer:monitoring.alertmanagerPort", "grafanaPort"]),
+    ("prod", {"monitoring": {"scrapeIntervalSeconds": 0}}, ["catalogizer:monitoring.scrapeIntervalSeconds", "1-300"]),
 ]
 
 
@@ -170,3 +217,11 @@ def test_secret_with_a_trailing_newline_is_refused_without_echoing_it(workspace:
     message = str(caught.value)
     assert "catalogizer:redisPassword" in message and "newline" in message
     assert "a-long-redis-password" not in message
+
+
+def test_smtp_password_without_email_is_refused_without_echoing_it(workspace: Workspace) -> None:
+    with pytest.raises(Exception) as caught:
+        workspace.deploy("prod", secrets={"alertsSmtpPassword": "smtp-secret-value"})
+    message = str(caught.value)
+    assert "catalogizer:alertsSmtpPassword" in message and "catalogizer:alerts.email" in message
+    assert "smtp-secret-value" not in message
