@@ -61,7 +61,15 @@ if settings.restore is not None:
     pulumi.export("lastRestore", restore.summary)
 db_roles = DbRoles(
     "db-roles",
-    DbRolesArgs(settings, postgres.container_name, pg_password, secrets.postgres_api_password, rollout, list(gates)),
+    DbRolesArgs(
+        settings,
+        postgres.container_name,
+        pg_password,
+        secrets.postgres_api_password,
+        rollout,
+        list(gates),
+        secrets.postgres_monitor_password if settings.monitoring.enabled else None,
+    ),
 )
 gates.append(db_roles.command)
 api = Api("api", ApiArgs(settings, image.ref, api_env, [network.front, network.back], volumes.names["api-logs"], gates))
@@ -102,11 +110,18 @@ if settings.backup.scheduler:
     )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
-    scraped = [*checked, postgres.container, redis.container, proxy.container]
+    scraped = [*checked, postgres.container, redis.container, proxy.container, db_roles.command]
     exporters = Exporters(
         "exporters",
         ExportersArgs(
-            settings, network.back, pg_password, redis_password, tls.cert_pem, scraped, front_network=network.front
+            settings,
+            network.back,
+            pg_password,
+            redis_password,
+            tls.cert_pem,
+            scraped,
+            monitor_password=secrets.postgres_monitor_password,
+            front_network=network.front,
         ),
     )
     smtp = settings.secrets.get("alertsSmtpPassword")  # made secret inside the component

@@ -25,6 +25,8 @@ class DbRolesArgs:
     rollout_fingerprint: pulumi.Input[str]
     # Runs after the dump and any restore: a restore recreates objects owned by the superuser.
     wait_for: Sequence[pulumi.Resource]
+    # With monitoring: the postgres exporter's role (pg_monitor only) and its password.
+    monitor_password: pulumi.Input[str] | None = None
 
 
 class DbRoles(pulumi.ComponentResource):
@@ -39,6 +41,9 @@ class DbRoles(pulumi.ComponentResource):
             "API_DB_USER": settings.postgres.api_user,
             "API_DB_PASSWORD": pulumi.Output.secret(args.api_password),
         }
+        if args.monitor_password is not None:
+            environment["MONITOR_DB_USER"] = settings.postgres.monitor_user
+            environment["MONITOR_DB_PASSWORD"] = pulumi.Output.secret(args.monitor_password)
         triggers: list[pulumi.Input[str]] = [args.rollout_fingerprint]
         if settings.restore is not None:
             triggers.append(settings.restore.sha256)

@@ -63,6 +63,8 @@ class ExportersArgs:
     # The stack's certificate (None with tls.mode=off): the probe's trust anchor.
     cert_pem: pulumi.Input[str] | None
     wait_for: Sequence[pulumi.Resource] = ()
+    # The exporter's own PostgreSQL role's password (pg_monitor only; scripts/db_roles.py creates it).
+    monitor_password: pulumi.Input[str] | None = None
     # The front network (issue 10): the exporters that read nginx join it as well as `network_name`
     # (back), where Prometheus scrapes them.
     front_network: pulumi.Input[str] | None = None
@@ -108,8 +110,13 @@ class Exporters(pulumi.ComponentResource):
             "postgres-exporter",
             mon.postgres_exporter_image,
             _http_check(PORTS["postgres-exporter"]),
-            envs=pulumi.Output.secret(args.postgres_password).apply(
-                lambda pw: [f"DATA_SOURCE_NAME={postgres_dsn(pg.user, pw, pg.database)}"]
+            envs=pulumi.Output.secret(
+                args.monitor_password if args.monitor_password is not None else args.postgres_password
+            ).apply(
+                lambda pw: [
+                    "DATA_SOURCE_NAME="
+                    + postgres_dsn(pg.monitor_user if args.monitor_password is not None else pg.user, pw, pg.database)
+                ]
             ),
         )
         container(

@@ -14,6 +14,7 @@ GENERATED_LENGTHS = {
     "postgresPassword": 32,
     # Set on the API's role by the role hook at every rollout, so a new value is harmless.
     "postgresApiPassword": 32,
+    "postgresMonitorPassword": 32,
     "redisPassword": 32,
     "jwtSecret": 64,
     "adminPassword": 24,
@@ -32,6 +33,7 @@ class SecretsArgs:
 class Secrets(pulumi.ComponentResource):
     postgres_password: pulumi.Output[str]
     postgres_api_password: pulumi.Output[str]
+    postgres_monitor_password: pulumi.Output[str]
     redis_password: pulumi.Output[str]
     jwt_secret: pulumi.Output[str]
     admin_password: pulumi.Output[str]
@@ -61,6 +63,7 @@ class Secrets(pulumi.ComponentResource):
             values[key] = pulumi.Output.secret(generated.result)
         self.postgres_password = values["postgresPassword"]
         self.postgres_api_password = values["postgresApiPassword"]
+        self.postgres_monitor_password = values["postgresMonitorPassword"]
         self.redis_password = values["redisPassword"]
         self.jwt_secret = values["jwtSecret"]
         self.admin_password = values["adminPassword"]

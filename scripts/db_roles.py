@@ -14,11 +14,13 @@ deployed before this hook existed, where the API connected as the superuser and 
 Environment (secrets only here, never on argv):
     PG_CONTAINER PGUSER PGDATABASE PGPASSWORD   the superuser, as the other hooks get it
     API_DB_USER API_DB_PASSWORD                 the API's role and its password
+    MONITOR_DB_USER MONITOR_DB_PASSWORD         optional: the exporter's role, in pg_monitor only
     DOCKER_HOST                                 optional, the engine the program deploys to
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -91,6 +93,18 @@ SELECT 'not-owned=' || count(*) FROM pg_class c
    AND c.relowner <> current_setting('catalogizer.api_user')::regrole;
 """
 
+# The exporter reads statistics (pg_monitor: pg_stat_*, pg_settings) and no table data.
+MONITOR_SQL = r"""
+\set ON_ERROR_STOP on
+\getenv monitor_user MONITOR_DB_USER
+\getenv monitor_password MONITOR_DB_PASSWORD
+SELECT format('CREATE ROLE %I LOGIN', :'monitor_user')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor_user') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L',
+              :'monitor_user', :'monitor_password') \gexec
+SELECT format('GRANT pg_monitor TO %I', :'monitor_user') \gexec
+"""
+
 HBA_CHECK_SQL = (
     "SELECT count(*) FILTER (WHERE error IS NOT NULL) || ' ' || count(*) FILTER (WHERE auth_method = 'trust') "
     "FROM pg_hba_file_rules"
@@ -104,7 +118,7 @@ def _exec(container: str, argv: list[str], *, user: str = "", stdin: str | None 
     options = ["-i"] if stdin is not None else []
     if user:
         options += ["-u", user]
-    for name in ("PGPASSWORD", "API_DB_USER", "API_DB_PASSWORD"):
+    for name in ("PGPASSWORD", "API_DB_USER", "API_DB_PASSWORD", "MONITOR_DB_USER", "MONITOR_DB_PASSWORD"):
         options += ["-e", name]
     result = subprocess.run(
         ["docker", "exec", *options, "--", container, *argv],
@@ -166,6 +180,9 @@ def main() -> None:
         not_owned = int(answer.strip().splitlines()[-1].removeprefix("not-owned="))
         if not_owned:
             raise HookError(f"{not_owned} relation(s) in schema public are still not owned by {api_user}")
+        if os.environ.get("MONITOR_DB_USER"):
+            env("MONITOR_DB_PASSWORD")
+            _psql(container, user, database, MONITOR_SQL)
         replaced = remove_trust(container, user, database)
     except (HookError, subprocess.TimeoutExpired, ValueError) as exc:
         fail(f"database roles: {exc}")

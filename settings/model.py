@@ -70,6 +70,7 @@ PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
 SECRET_KEYS = (
     "postgresPassword",
     "postgresApiPassword",
+    "postgresMonitorPassword",
     "redisPassword",
     "jwtSecret",
     "adminPassword",
@@ -112,6 +113,11 @@ class PostgresSettings:
     def api_user(self) -> str:
         """The API's own role: no superuser, no CREATEROLE; owns the database and its schema."""
         return f"{self.user[:59]}_api"
+
+    @property
+    def monitor_user(self) -> str:
+        """The postgres exporter's role: LOGIN in pg_monitor only (statistics, no table data)."""
+        return f"{self.user[:55]}_monitor"
 
 
 @dataclass(frozen=True)

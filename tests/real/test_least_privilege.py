@@ -92,6 +92,7 @@ def test_no_one_gets_in_without_the_password(docker_scope: DockerScope, redis: t
 # --------------------------------------------------------------------------- PostgreSQL
 
 API_ROLE = "catalogizer_api"
+MONITOR_ROLE = "catalogizer_monitor"
 DB_ROLES = SCRIPTS / "db_roles.py"
 
 
@@ -110,6 +111,8 @@ def _hook_env(pg: Container, pg_password: str, api_password: str) -> dict[str, s
         "PGPASSWORD": pg_password,
         "API_DB_USER": API_ROLE,
         "API_DB_PASSWORD": api_password,
+        "MONITOR_DB_USER": MONITOR_ROLE,
+        "MONITOR_DB_PASSWORD": api_password[::-1],
     }
 
 
@@ -188,6 +191,13 @@ def test_existing_database_is_migrated_to_a_least_privileged_api_role(docker_sco
         host="127.0.0.1",
     )
     assert rc == 0 and out.strip() == "f|f|f|f", out
+
+    # The exporter's role reads statistics, not the catalog.
+    monitor = (docker_scope, pg, MONITOR_ROLE, api_password[::-1])
+    rc, out = _psql(*monitor, "SELECT count(*) > 0 FROM pg_stat_database", host="127.0.0.1")
+    assert rc == 0 and out.strip() == "t", out
+    rc, out = _psql(*monitor, "SELECT count(*) FROM items", host="127.0.0.1")
+    assert rc != 0 and "permission denied" in out, out
 
     # The API stand-in still works as that role: reads the old rows, writes new ones.
     api = start_api(docker_scope, net, tags.API_V1, _api_env(api_password, API_ROLE), suffix="api-new")

@@ -101,8 +101,13 @@ def test_exporters_join_the_network_unpublished_with_secrets_in_env_only(prod: D
         assert exporter.inputs["healthcheck"]["tests"][0] == "CMD", role
         assert prod.outputs["containers"][role] == f"catalogizer-{role}"
     pg_env = prod.env(prod.container("postgres-exporter"))
-    assert pg_env["DATA_SOURCE_NAME"].startswith("postgresql://catalogizer:")
-    assert prod.outputs["postgresPassword"] in pg_env["DATA_SOURCE_NAME"]
+    # Its own role in pg_monitor, never the superuser (issue 10 outcome 2), set by the role hook.
+    assert pg_env["DATA_SOURCE_NAME"].startswith("postgresql://catalogizer_monitor:")
+    assert prod.outputs["postgresPassword"] not in pg_env["DATA_SOURCE_NAME"]
+    roles = prod.named("db-roles-api-role").inputs["environment"]
+    assert roles["MONITOR_DB_USER"] == "catalogizer_monitor"
+    assert f":{roles['MONITOR_DB_PASSWORD']}@" in pg_env["DATA_SOURCE_NAME"]
+    assert prod.waits_for(prod.container("postgres-exporter"), prod.named("db-roles-api-role"))
     assert prod.container("postgres-exporter").is_secret("envs")
     redis = prod.container("redis-exporter")
     assert prod.env(redis)["REDIS_PASSWORD"] == prod.outputs["redisPassword"] and redis.is_secret("envs")

@@ -12,6 +12,7 @@ def test_every_secret_is_generated_when_not_configured(dev: Deployment) -> None:
     assert set(generated) == {
         "secrets-postgresPassword",
         "secrets-postgresApiPassword",
+        "secrets-postgresMonitorPassword",
         "secrets-redisPassword",
         "secrets-jwtSecret",
         "secrets-adminPassword",
