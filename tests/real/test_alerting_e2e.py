@@ -25,6 +25,7 @@ import pytest
 from alerting_support import build_scheduler, launch
 from docker_harness import DockerScope, http_request, wait_healthy
 from images import tags
+from services import SCRIPTS, run_hook
 from workspace import Workspace
 
 from components.alertmanager import CONF_PATH as ALERTMANAGER_CONF
@@ -121,6 +122,10 @@ def test_postgres_down_and_overdue_backup_reach_the_webhook_and_resolve(
         redis = start("redis", tags.REDIS)
         wait_healthy(pg, timeout=90)
         wait_healthy(redis, timeout=60)
+        # As `pulumi up` does before the API starts: its own role (and the exporter's), no trust.
+        roles_env = {**deployment.named("db-roles-api-role").inputs["environment"], "PG_CONTAINER": pg.name}
+        roles = run_hook(SCRIPTS / "db_roles.py", roles_env)
+        assert roles.returncode == 0, roles.stderr
         api = start("api", tags.API_V1)
         nginx = start("nginx", tags.NGINX)
         wait_healthy(api, timeout=60)

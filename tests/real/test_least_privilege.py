@@ -26,6 +26,7 @@ from services import (
 )
 
 from components.postgres import INITDB_ARGS, PASSWORD_FILE, postgres_uid
+from rendering.redis import CONF_PATH as REDIS_CONF_PATH
 
 
 def _as_api(scope: DockerScope, redis: Container, password: str, *command: str) -> str:
@@ -85,7 +86,7 @@ def test_no_one_gets_in_without_the_password(docker_scope: DockerScope, redis: t
     assert "NOAUTH" in out
     assert "WRONGPASS" in _as_api(docker_scope, container, password + "x", "PING")
     # The uploaded config holds only the password's SHA-256, never the password.
-    _, conf = docker_scope.exec(container, ["cat", "/etc/catalogizer-redis.conf"])
+    _, conf = docker_scope.exec(container, ["cat", REDIS_CONF_PATH])
     assert password not in conf and "user default reset on #" in conf
 
 
