@@ -61,6 +61,11 @@ def backend() -> Iterator[Backend]:
         yield running
 
 
+@pytest.fixture(autouse=True)
+def _clear_backend_log(backend: Backend) -> None:
+    backend.reset()
+
+
 @pytest.fixture
 def nginx(tmp_path: Path, pki: Pki, backend: Backend) -> Iterator[RunningNginx]:
     with run_nginx(tmp_path, site_for(tmp_path, pki, backend.port)) as running:
