@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from components.hook_support import PROJECT_DIR
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from settings import Settings
@@ -42,6 +42,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 dockerfile=str(DOCKERFILE),
                 # The stack's own PostgreSQL image, so pg_dump always matches the server.
                 args={"BASE_IMAGE": settings.postgres.image},
+                platform=settings.api.platform,
             ),
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
@@ -71,10 +72,8 @@ class BackupScheduler(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
-            wait=True,
-            memory=MEMORY_MB,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "backup-scheduler"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.register_outputs({"container_name": self.container.name})

@@ -9,13 +9,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from rendering.monitoring import render_grafana_datasource, render_prometheus_yml
 from settings import API_PORT, Settings
 
 PROMETHEUS_CONF = "/etc/prometheus/prometheus.yml"
 GRAFANA_DATASOURCE = "/etc/grafana/provisioning/datasources/prometheus.yaml"
 PROMETHEUS_ALIAS = "prometheus"
+MEMORY_MB = 512
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,9 @@ class Monitoring(pulumi.ComponentResource):
             ports=[docker.ContainerPortArgs(internal=9090, external=mon.prometheus_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/prometheus", type="volume", source=args.prometheus_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]),
-            wait=True,
-            memory=512,
             networks_advanced=network,
-            **managed_container(settings, "prometheus"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "prometheus", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         grafana_image = docker.RemoteImage(
             f"{name}-grafana-image", name=mon.grafana_image, keep_locally=True, opts=child
@@ -81,13 +80,9 @@ class Monitoring(pulumi.ComponentResource):
             ports=[docker.ContainerPortArgs(internal=3000, external=mon.grafana_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", type="volume", source=args.grafana_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"]),
-            wait=True,
-            memory=512,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "grafana"),
-            opts=pulumi.ResourceOptions(
-                parent=self, delete_before_replace=True, depends_on=[prometheus, *args.wait_for]
-            ),
+            **managed_container(settings, "grafana", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=[prometheus, *args.wait_for]),
         )
         self.container_names = {"prometheus": prometheus.name, "grafana": grafana.name}
         self.register_outputs(dict(self.container_names))

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from rendering.nginx import NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
@@ -76,14 +76,10 @@ class Proxy(pulumi.ComponentResource):
             healthcheck=healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
             ),
-            wait=True,
-            wait_timeout=60,
-            memory=MEMORY_MB,
             mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "nginx"),
-            # Host ports are fixed, so the old container must release them first.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -1,4 +1,4 @@
-"""The README's configuration table lists exactly the keys settings.py accepts."""
+"""The README's configuration table lists exactly the keys the settings package accepts."""
 
 from __future__ import annotations
 

@@ -1,0 +1,217 @@
+"""What the validated stack settings are: constants, one frozen dataclass per section."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMESPACE = "catalogizer"
+
+APP_ENVS = ("production", "staging", "development")
+TLS_MODES = ("selfSigned", "files", "off")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+# Floors below which the services fail in ways that look like bugs, not limits.
+MIN_MEMORY_MB = {"api": 256, "postgres": 256, "redis": 64}
+MIN_JWT_SECRET_CHARS = 32
+MIN_SECRET_CHARS = 12
+
+API_PORT = 8080
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+
+# Docker log rotation applied to every container.
+LOG_MAX_SIZE = "10m"
+LOG_MAX_FILE = "5"
+
+STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
+    "api": (
+        "source",
+        "dockerfile",
+        "goVersion",
+        "image",
+        "replicas",
+        "memoryMb",
+        "adminUsername",
+        "corsOrigins",
+        "mediaRoot",
+        "logLevel",
+        "platform",
+    ),
+    "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
+    "redis": ("image", "memoryMb", "hostPort"),
+    "proxy": ("image", "httpPort", "httpsPort"),
+    "tls": ("mode", "certFile", "keyFile"),
+    "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
+    "backup": ("dir", "keep", "scheduler", "schedule"),
+    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
+    "preflight": ("minFreeGb",),
+}
+PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
+SECRET_KEYS = ("postgresPassword", "redisPassword", "jwtSecret", "adminPassword", "grafanaPassword")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    source: Path | None
+    dockerfile: str
+    go_version: str
+    image: str | None
+    replicas: int
+    memory_mb: int
+    admin_username: str
+    cors_origins: tuple[str, ...]
+    media_root: Path
+    log_level: str
+    # os/arch[/variant] of the Docker host the images are built for.
+    platform: str
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    image: str
+    user: str
+    database: str
+    memory_mb: int
+    host_port: int | None
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    image: str
+    memory_mb: int
+    host_port: int | None
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    image: str
+    http_port: int
+    https_port: int
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    mode: str
+    cert_file: Path | None
+    key_file: Path | None
+    # Read at `pulumi up` for mode=files; the key is handed on only as a secret Output.
+    cert_pem: str | None = None
+    key_pem: str | None = None
+    not_after: datetime.datetime | None = None
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    enabled: bool
+    prometheus_image: str
+    grafana_image: str
+    prometheus_port: int
+    grafana_port: int
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    dir: Path
+    keep: int
+    scheduler: bool
+    schedule: str
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    timeout_seconds: int
+    interval_seconds: int
+    probe_address: str
+    # How long `pulumi up` waits for each container to turn healthy (the provider's wait_timeout).
+    wait_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class PreflightSettings:
+    min_free_gb: int
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    file: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    name_prefix: str
+    app_env: str
+    domain: str
+    api: ApiSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    proxy: ProxySettings
+    tls: TlsSettings
+    monitoring: MonitoringSettings
+    backup: BackupSettings
+    health: HealthSettings
+    preflight: PreflightSettings
+    restore: RestoreSettings | None
+    docker_host: str | None
+    # Operator-supplied secrets by key; keys left unset are generated.
+    secrets: Mapping[str, str]
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def public_url(self) -> str:
+        if self.tls.mode == "off":
+            return _url("http", self.domain, self.proxy.http_port, 80)
+        return _url("https", self.domain, self.proxy.https_port, 443)
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.public_url}/health"
+
+    @property
+    def published_ports(self) -> list[str]:
+        """Every host port the stack publishes, as address:port."""
+        claims = host_port_claims(self.proxy, self.postgres, self.redis, self.monitoring, self.tls)
+        return [f"{address}:{port}" for _, address, port in claims]
+
+    def fingerprint(self) -> str:
+        """Changes with any setting; secret values and key material are left out."""
+        public = dataclasses.replace(
+            self, secrets=dict.fromkeys(sorted(self.secrets), "set"), tls=dataclasses.replace(self.tls, key_pem=None)
+        )
+        return hashlib.sha256(repr(public).encode()).hexdigest()
+
+
+def _url(scheme: str, host: str, port: int, default_port: int) -> str:
+    return f"{scheme}://{host}" if port == default_port else f"{scheme}://{host}:{port}"
+
+
+def host_port_claims(
+    proxy: ProxySettings,
+    postgres: PostgresSettings,
+    redis: RedisSettings,
+    monitoring: MonitoringSettings,
+    tls: TlsSettings,
+) -> list[tuple[str, str, int]]:
+    """(config key, bind address, port) of every host port the stack publishes."""
+    # The proxy is public; everything else is for operators on the host only.
+    claims: list[tuple[str, str, int | None]] = [
+        ("catalogizer:proxy.httpPort", "0.0.0.0", proxy.http_port),
+        ("catalogizer:proxy.httpsPort", "0.0.0.0", proxy.https_port if tls.mode != "off" else None),
+        ("catalogizer:postgres.hostPort", "127.0.0.1", postgres.host_port),
+        ("catalogizer:redis.hostPort", "127.0.0.1", redis.host_port),
+    ]
+    if monitoring.enabled:
+        claims += [
+            ("catalogizer:monitoring.prometheusPort", "127.0.0.1", monitoring.prometheus_port),
+            ("catalogizer:monitoring.grafanaPort", "127.0.0.1", monitoring.grafana_port),
+        ]
+    return [(key, address, port) for key, address, port in claims if port is not None]
