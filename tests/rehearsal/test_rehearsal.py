@@ -316,7 +316,7 @@ def test_4_bad_update(stack: Stack) -> None:
         assert json.loads(probe.output)["version"] == "rehearsal-v2"
     for _ in range(10):
         assert stack.items() == ["before-update", "written-on-v2"]
-    # The failed containers stay (tainted, as the provider leaves them) and hold the `api` alias
+    # The failed containers stay (created, with an init error, as the provider leaves them) and hold the `api` alias
     # until the next update replaces them: count how much of /health through nginx they answer.
     broken = [c.name for c in stack.api_containers() if c.name not in serving]
     assert len(broken) == 2, broken
@@ -325,7 +325,7 @@ def test_4_bad_update(stack: Stack) -> None:
     assert sorted(e["outputs"]["name"] for e in recorded) == sorted(broken)
     stack.notes["broken_api"] = broken
     answers = [stack.https("GET", "/health")[0] for _ in range(20)]
-    split = f"/health via nginx: {answers.count(200)}x200, {answers.count(500)}x500 from {len(broken)} tainted"
+    split = f"/health via nginx: {answers.count(200)}x200, {answers.count(500)}x500 from {len(broken)} failed new"
     first = message.splitlines()[1].strip()[:160]
     stack.results["4"] = True
     stack.summary("4 bad update", time.monotonic() - started, f"passed (failed as expected: {first}; {split})")
