@@ -63,10 +63,12 @@ class VolumeProvider(Provider):
 
 
 class RemoteImageProvider(Provider):
-    # resource_docker_image.go (docker_image): `name` is ForceNew; pulumi-terraform-bridge
-    # info/autonaming.go leaves it out of auto-naming, so its replacement is create-before-delete.
+    # resource_docker_image.go (docker_image): `name` is ForceNew, `keep_locally` is not;
+    # pulumi-terraform-bridge info/autonaming.go leaves it out of auto-naming, so its replacement is
+    # create-before-delete.
     token = "docker:index/remoteImage:RemoteImage"
     spec = Spec({"name", "keepLocally"})
+    updatable = frozenset({"keepLocally"})
 
     def check(self, where: str, inputs: Inputs) -> Inputs:
         super().check(where, inputs)
