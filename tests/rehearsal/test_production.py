@@ -27,6 +27,7 @@ from rehearsal_stack import Stack, say
 
 DOMAIN = "catalogizer.example.com"
 CONTAINER = "docker:index/container:Container"
+EXPORTERS = ("postgres", "redis", "nginx", "blackbox")
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,9 @@ def test_production_shaped(production: Stack) -> None:
     fresh = stack.up()
     out = stack.outputs
     containers = out["containers"]
-    assert set(containers) == {"postgres", "redis", "nginx", "api", "prometheus", "grafana", "backup-scheduler"}
+    core = {"postgres", "redis", "nginx", "api", "backup-scheduler"}
+    monitoring_roles = {"prometheus", "grafana", "alertmanager", *(f"{e}-exporter" for e in EXPORTERS)}
+    assert set(containers) == core | monitoring_roles, containers
     names = [v for v in containers.values() if isinstance(v, str)] + list(containers["api"])
     for name in names:
         container = client.containers.get(name)
@@ -173,6 +176,7 @@ def test_production_shaped(production: Stack) -> None:
         stack.pytest_config,
         f"[rehearsal] production: {time.monotonic() - started:.1f}s, passed (fresh up {fresh_s:.0f}s with "
         f"{len(fresh.actions('create'))} creates, {replicas} API replica(s) scraped by Prometheus, Grafana "
-        f"stand-in provisioned, scheduler and files TLS; no-op up {len(noop.changes())} changes; "
+        f"stand-in provisioned, Alertmanager and {len(EXPORTERS)} exporters healthy, scheduler and files TLS; "
+        f"no-op up {len(noop.changes())} changes; "
         f"update {update_s:.0f}s replaced {len(replaced)} API container(s); destroy kept {', '.join(kept)})",
     )
