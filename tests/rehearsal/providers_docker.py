@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import docker.errors
-from docker.types import LogConfig, Mount
+from docker.types import LogConfig, Mount, Ulimit
 from engine_base import Change, Diff, InitError, Inputs, Provider, Refused, RehearsalError, Spec
 from engine_base import go_duration_ns as _go_duration_ns
 from engine_base import to_int as _int
@@ -119,6 +119,16 @@ class ContainerProvider(Provider):
             "uploads",
             "logDriver",
             "logOpts",
+            # Issue 10 (container hardening); see _hardening_host_config.
+            "securityOpts",
+            "capabilities",
+            "cpus",
+            "ulimits",
+            "readOnly",
+            "tmpfs",
+            "user",
+            "start",
+            "networkMode",
         },
         {
             "labels": Spec({"label", "value"}),
@@ -128,11 +138,27 @@ class ContainerProvider(Provider):
             "networksAdvanced": Spec({"name", "aliases"}),
             "ports": Spec({"internal", "external", "ip", "protocol"}),
             "uploads": Spec({"file", "content", "contentBase64", "executable", "permissions", "owner", "group"}),
+            "capabilities": Spec({"adds", "drops"}),
+            "ulimits": Spec({"name", "soft", "hard"}),
         },
     )
     # resource_docker_container.go: of the implemented inputs these are not ForceNew; all others are.
+    # resource_docker_container.go: `tmpfs` and `start` have no ForceNew either (and Update applies
+    # neither: they only change the state), unlike read_only, user, capabilities, security_opts,
+    # cpus, ulimit and network_mode, which are ForceNew.
     updatable = frozenset(
-        {"restart", "memory", "memorySwap", "destroyGraceSeconds", "wait", "waitTimeout", "mustRun", "healthcheck"}
+        {
+            "restart",
+            "memory",
+            "memorySwap",
+            "destroyGraceSeconds",
+            "wait",
+            "waitTimeout",
+            "mustRun",
+            "healthcheck",
+            "tmpfs",
+            "start",
+        }
     )
     autonamed = True
     # pulumi-docker provider/resources.go: docker_container is registered with DeleteBeforeReplace: true.
@@ -213,6 +239,27 @@ class ContainerProvider(Provider):
                 binds.append(f"{source}:{volume['containerPath']}:{'ro' if volume.get('readOnly') else 'rw'}")
         return binds, paths
 
+    @staticmethod
+    def _hardening_host_config(inputs: Inputs) -> dict[str, Any]:
+        """resource_docker_container_funcs.go Create: ReadonlyRootfs from read_only, Tmpfs from the
+        tmpfs map as given, CapAdd/CapDrop from the capabilities block's add/drop as given,
+        SecurityOpt from security_opts, NanoCPUs = opts.ParseCPUs(cpus) (a decimal number of
+        CPUs x 1e9), Ulimits from each ulimit's name/soft/hard, NetworkMode from network_mode."""
+        caps = inputs.get("capabilities") or {}
+        cpus = inputs.get("cpus")
+        return {
+            "read_only": bool(inputs.get("readOnly")),
+            "tmpfs": dict(inputs.get("tmpfs") or {}) or None,
+            "cap_add": list(caps.get("adds") or []) or None,
+            "cap_drop": list(caps.get("drops") or []) or None,
+            "security_opt": list(inputs.get("securityOpts") or []) or None,
+            "nano_cpus": round(float(cpus) * 1e9) if cpus else None,
+            "ulimits": [
+                Ulimit(name=u["name"], soft=_int(u["soft"]), hard=_int(u["hard"])) for u in inputs.get("ulimits") or []
+            ]
+            or None,
+        }
+
     def create(self, name: str, inputs: Inputs) -> Change:
         api = self.r.docker.api
         cname = inputs.get("name") or f"{name}-{secrets.token_hex(4)[:7]}"
@@ -238,8 +285,9 @@ class ContainerProvider(Provider):
             mounts=mounts or None,
             binds=binds or None,
             port_bindings={k: v if len(v) > 1 else v[0] for k, v in bindings.items()} or None,
-            network_mode=networks[0]["name"] if networks else None,
+            network_mode=networks[0]["name"] if networks else inputs.get("networkMode"),
             init=False,
+            **self._hardening_host_config(inputs),
         )
         networking = None
         if networks:
@@ -260,6 +308,7 @@ class ContainerProvider(Provider):
             stop_timeout=_int(inputs["stopTimeout"]) if inputs.get("stopTimeout") is not None else None,
             ports=exposed or None,
             volumes=volume_paths or None,
+            user=inputs.get("user"),
         )
         cid = created["Id"]
         outputs = {**inputs, "name": cname}
@@ -268,7 +317,12 @@ class ContainerProvider(Provider):
             for extra in networks[1:]:
                 api.connect_container_to_network(cid, extra["name"], aliases=list(extra.get("aliases") or []) or None)
             for upload in inputs.get("uploads") or []:
+                # The daemon refuses this for a read-only root filesystem ("container rootfs is
+                # marked read-only"), as it does for the provider: the archive goes to "/".
                 api.put_archive(cid, "/", self._upload_tar(upload))
+            # Create starts the container (and waits for it) only when `start` is true (the default).
+            if inputs.get("start") is False:
+                return Change(cid, outputs)
             api.start(cid)
         except docker.errors.APIError as exc:
             raise InitError(Change(cid, outputs), f"container {cname}: {exc.explanation or exc}") from exc

@@ -158,6 +158,40 @@ def test_1b_no_op_up(stack: Stack) -> None:
     stack.summary("1b no-op up", time.monotonic() - started, f"passed ({len(result.actions('same'))} unchanged)")
 
 
+# -- 1c. network segmentation (issue 10 outcome 7) --------------------------------------------------
+
+
+def _tcp_connects(container, address: str, port: int) -> tuple[bool, str]:
+    """Whether `container` can open a TCP connection to address:port (bash's /dev/tcp, 3 s)."""
+    result = container.exec_run(["timeout", "3", "bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"])
+    return result.exit_code == 0, result.output.decode(errors="replace").strip()
+
+
+def test_1c_nginx_cannot_reach_postgres_or_redis(stack: Stack) -> None:
+    stack.require("1")
+    started = time.monotonic()
+    out = stack.outputs
+    client = stack.scope.client
+    back = out["networks"]["back"]
+    nginx = client.containers.get(out["containers"]["nginx"])
+    api = client.containers.get(out["containers"]["api"][0])
+    assert set(nginx.attrs["NetworkSettings"]["Networks"]) == {out["networks"]["front"]}
+    checked = []
+    for role, port in (("postgres", 5432), ("redis", 6379)):
+        target = client.containers.get(out["containers"][role])
+        address = target.attrs["NetworkSettings"]["Networks"][back]["IPAddress"]
+        # The control: the API (on both networks) reaches it, so the address and port are right.
+        reached, detail = _tcp_connects(api, address, port)
+        assert reached, (role, detail)
+        # nginx (front only) cannot open a connection, not even by address; nor resolve the name.
+        reached, detail = _tcp_connects(nginx, address, port)
+        assert not reached, f"nginx opened a TCP connection to {role} at {address}:{port}"
+        reached, detail = _tcp_connects(nginx, role, port)
+        assert not reached, f"nginx reached {role} by name"
+        checked.append(f"{role} {address}:{port}")
+    stack.summary("1c segmentation", time.monotonic() - started, "nginx reaches neither " + ", ".join(checked))
+
+
 # -- 2. update with a new API image (the loop of scenario 3 runs through it) ----------------------------
 
 

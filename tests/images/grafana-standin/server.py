@@ -3,7 +3,8 @@
 At start it loads every provisioning file in /etc/grafana/provisioning/datasources (YAML with
 `apiVersion` and `datasources`, as Grafana reads them); a file that does not parse or has no
 datasource makes it exit, as a broken provisioning file makes Grafana fail its start. It needs
-GF_SECURITY_ADMIN_PASSWORD, writes a marker into /var/lib/grafana (its data volume), and serves:
+GF_SECURITY_ADMIN_PASSWORD (or GF_SECURITY_ADMIN_PASSWORD__FILE), writes a marker into
+/var/lib/grafana (its data volume), and serves:
   GET /api/health       -> 200 {"database": "ok", "version": "stand-in"}
   GET /api/datasources  -> the provisioned datasources, with basic auth as the admin user only.
 """
@@ -39,6 +40,14 @@ def load_datasources() -> list[dict]:
 def main() -> None:
     user = os.environ.get("GF_SECURITY_ADMIN_USER", "admin")
     password = os.environ.get("GF_SECURITY_ADMIN_PASSWORD")
+    # Grafana's Docker image (packaging/docker/run.sh) turns every GF_<NAME>__FILE into GF_<NAME>
+    # with the file's content, refusing both set at once; the deployment delivers the admin
+    # password that way (issue 10).
+    password_file = os.environ.get("GF_SECURITY_ADMIN_PASSWORD__FILE")
+    if password_file:
+        if password:
+            raise SystemExit("ERROR: Both GF_SECURITY_ADMIN_PASSWORD and GF_SECURITY_ADMIN_PASSWORD__FILE are set")
+        password = Path(password_file).read_text()
     if not password:
         raise SystemExit("GF_SECURITY_ADMIN_PASSWORD is not set")
     datasources = load_datasources()
