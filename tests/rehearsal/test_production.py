@@ -132,7 +132,9 @@ def test_production_shaped(production: Stack) -> None:
         for c in client.containers.list(filters={"name": stack.prefix})
         if c.labels.get("catalogizer.role") == "grafana"
     )
-    password = _env(grafana)["GF_SECURITY_ADMIN_PASSWORD"]
+    # Issue 10: the password reaches Grafana as a file (__FILE), not in its environment.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in _env(grafana)
+    password = out["grafanaPassword"]
     auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
     status, body = _local_get(monitoring["grafanaPort"], "/api/datasources", auth)
     assert status == 200 and json.loads(body)[0]["url"] == "http://prometheus:9090", body
