@@ -100,6 +100,8 @@ class Stack:
         self.stack = stack
         self.scope = scope
         self.pytest_config = config
+        # The domain nginx serves (SNI and Host); the production scenario sets its own.
+        self.public_name = "localhost"
         self.root = root
         self.prefix = scope.name("st")
         self.checkout = root / "checkout"
@@ -168,8 +170,9 @@ class Stack:
     ) -> tuple[int, bytes]:
         context = context or self._context_cached()
         sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
-        conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=timeout, context=context)
-        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
+        # The stack's public name for SNI and Host: nginx drops any other name (issue 10).
+        conn = http.client.HTTPSConnection(self.public_name, self.https_port, timeout=timeout, context=context)
+        conn.sock = context.wrap_socket(sock, server_hostname=self.public_name)
         try:
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if data is not None else {}

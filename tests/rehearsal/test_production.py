@@ -37,6 +37,7 @@ def production(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     with DockerScope(client, test_name=request.node.nodeid) as scope:
         root = tmp_path_factory.mktemp("production")
         stack = Stack(scope, root, request.config, stack="prod")
+        stack.public_name = DOMAIN
         cert = write_self_signed(root / "ssl", common_name=DOMAIN, dns_names=(DOMAIN, "localhost"), valid_days=90)
         stack.overrides = {
             "api": {"source": str(stack.checkout), "mediaRoot": str(stack.media), "memoryMb": 256},
