@@ -18,6 +18,9 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+# Prometheus scrapes the scheduler's state here (scripts/scheduler_metrics.py).
+NETWORK_ALIAS = "backup-scheduler"
+METRICS_PORT = 9188
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class BackupScheduler(pulumi.ComponentResource):
                     f"BACKUP_SCHEDULE={settings.backup.schedule}",
                     f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
                     f"STACK_NAME={settings.name_prefix}",
+                    f"BACKUP_METRICS_PORT={METRICS_PORT}",
                 ]
             ),
             volumes=[
@@ -72,7 +76,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )

@@ -34,6 +34,9 @@ MEMORY_MB = 256
 HTTP_PORT = 80
 HTTPS_PORT = 443
 SUMMARY_KEYS = ("configId", "slot", "reloaded", "maintenance", "seconds")
+NETWORK_ALIAS = "nginx"
+# stub_status for the nginx exporter, with monitoring on; inside the network only.
+STATUS_PORT = 8081
 
 
 def nginx_site(settings: Settings, api_host: str = API_ALIAS) -> NginxSite:
@@ -50,6 +53,7 @@ def nginx_site(settings: Settings, api_host: str = API_ALIAS) -> NginxSite:
         key_path=KEY_FILE,
         log_dir=LOG_DIR,
         maintenance_flag=MAINTENANCE_FLAG,
+        status_port=STATUS_PORT if settings.monitoring.enabled else None,
     )
 
 
@@ -134,7 +138,13 @@ class Proxy(pulumi.ComponentResource):
                 # Read-only: only the hook writes the configuration, from a container of its own.
                 docker.ContainerMountArgs(target=LIVE_DIR, type="volume", source=args.config_volume, read_only=True),
             ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            # With monitoring the exporters reach nginx by this alias (components/exporters.py);
+            # without, the network settings (which replace the container) stay as they were.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.network_name, aliases=[NETWORK_ALIAS] if settings.monitoring.enabled else None
+                )
+            ],
             **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=[self.config]),
         )

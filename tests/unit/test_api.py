@@ -50,7 +50,14 @@ def test_api_container_shape(prod: Deployment) -> None:
     media, logs = api.inputs["mounts"]
     assert media == {"target": "/media", "type": "bind", "source": "/opt/catalogizer/media", "readOnly": True}
     assert logs == {"target": "/app/logs", "type": "volume", "source": "catalogizer-api-logs"}
-    assert api.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]
+    assert api.inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://localhost:8080/health",
+    ]
     assert api.inputs["wait"] is True and api.inputs["restart"] == "unless-stopped"
     assert api.inputs["memory"] == 2048
     (network,) = api.inputs["networksAdvanced"]
@@ -70,7 +77,13 @@ def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> 
 def test_fixed_name_containers_are_replaced_delete_first(prod: Deployment) -> None:
     fixed = [c for c in prod.of_type("docker:index/container:Container") if c.inputs.get("name")]
     roles = {label["value"] for c in fixed for label in c.inputs["labels"] if label["label"] == "catalogizer.role"}
-    assert roles == {"postgres", "redis", "nginx", "prometheus", "grafana", "backup-scheduler"}
+    monitoring = {
+        "prometheus",
+        "grafana",
+        "alertmanager",
+        *(f"{s}-exporter" for s in ("postgres", "redis", "nginx", "blackbox")),
+    }
+    assert roles == {"postgres", "redis", "nginx", "backup-scheduler", *monitoring}
     for container in fixed:
         assert container.delete_before_replace_defined and container.delete_before_replace, container.name
 

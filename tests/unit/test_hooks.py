@@ -140,7 +140,7 @@ def test_preflight_runs_before_every_container(prod: Deployment) -> None:
     for container in prod.of_type("docker:index/container:Container"):
         assert prod.waits_for(container, preflight), container.name
     env = preflight.inputs["environment"]
-    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000"
+    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000,127.0.0.1:9093"
     assert env["PREFLIGHT_MIN_FREE_GB"] == "10" and env["STACK_LABEL"] == "catalogizer"
     assert env["TLS_CERT_FILE"].endswith("ssl/cert.pem")
 
