@@ -136,6 +136,9 @@ class Api(pulumi.ComponentResource):
                 # which Gin answers 404 on GET-only routes (catalog-api/main.go registers /health for GET).
                 healthcheck=healthcheck(
                     ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
+                    # Every 2 s: the switch of traffic waits for the first passing probe.
+                    interval=2,
+                    retries=30,
                     start_period=20,
                 ),
                 stop_timeout=30,

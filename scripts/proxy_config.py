@@ -12,7 +12,7 @@ everything at once: traffic to a new API version, a renewed certificate, new lim
       1. write the new files into the idle slot, from a throwaway container of the nginx
          image with the volume (files arrive as a tar on stdin, never on a command line);
       2. `nginx -t` there: on failure nothing changed, exit 1 with nginx's own message;
-      3. flip `current`, set or clear the maintenance flag, SIGHUP the nginx container;
+      3. flip `current`, set or clear the maintenance flag (same container), SIGHUP nginx;
       4. wait until its /nginx-health names the new config and /health answers 200 through
          it; otherwise flip back, SIGHUP again, exit 1. Without a running nginx container
          (first deploy) steps 3-4 only flip: the container starts on that configuration.
@@ -52,6 +52,12 @@ if [ -d "$live/$next.new/tls" ]; then chmod 700 "$live/$next.new/tls"; chmod 600
 nginx -t -q -c "$live/$next.new/nginx.conf"
 rm -rf "$live/$next"
 mv "$live/$next.new" "$live/$next"
+# -n replaces the link itself; nginx reads it only on the SIGHUP sent after this.
+ln -sfn "$next" "$live/current"
+case "$1" in
+  on) : > "$live/maintenance.on" ;;
+  off) rm -f "$live/maintenance.on" ;;
+esac
 echo "${current:-none} $next"
 """
 FLIP = """set -eu
@@ -95,9 +101,9 @@ def bundle(conf: str, cert: str | None, key: str | None) -> bytes:
     return buf.getvalue()
 
 
-def stage(conf: str, cert: str | None, key: str | None) -> tuple[str, str]:
-    """Writes and tests the idle slot; returns (previous slot or 'none', staged slot)."""
-    result = in_volume(STAGE, stdin=bundle(conf, cert, key))
+def stage(conf: str, cert: str | None, key: str | None, maintenance: str) -> tuple[str, str]:
+    """Writes and tests the idle slot, then makes it current; returns (previous slot or 'none', new slot)."""
+    result = in_volume(STAGE, maintenance, stdin=bundle(conf, cert, key))
     if result.returncode != 0:
         message = scrub(result.stderr.decode(errors="replace")).strip()
         raise HookError(f"the new nginx configuration was refused, nothing changed:\n{message}")
@@ -146,9 +152,10 @@ def apply() -> dict[str, object]:
     started = time.monotonic()
     container, config_id = env("NGINX_CONTAINER"), env("NGINX_CONFIG_ID")
     maintenance = "on" if env("MAINTENANCE", "false") == "true" else "off"
-    previous, staged = stage(env("NGINX_CONF"), os.environ.get("TLS_CERT_PEM"), os.environ.get("TLS_KEY_PEM"))
+    previous, staged = stage(
+        env("NGINX_CONF"), os.environ.get("TLS_CERT_PEM"), os.environ.get("TLS_KEY_PEM"), maintenance
+    )
     running, _ = container_running(container)
-    flip(staged, maintenance)
     if running:
         reload(container)
         why = confirm(container, env_int("NGINX_HTTP_PORT", 80), config_id, env_int("PROXY_TIMEOUT", 120))
