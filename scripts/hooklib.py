@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH")
+SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "TLS_KEY_PEM")
 
 
 class HookError(Exception):

@@ -41,6 +41,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "mediaRoot",
         "logLevel",
         "platform",
+        "keepImages",
     ),
     "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
     "redis": ("image", "memoryMb", "hostPort"),
@@ -65,7 +66,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
-PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
+PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom", "maintenance")
 SECRET_KEYS = (
     "postgresPassword",
     "redisPassword",
@@ -92,6 +93,8 @@ class ApiSettings:
     log_level: str
     # os/arch[/variant] of the Docker host the images are built for.
     platform: str
+    # Built API versions kept on the Docker host for a rollback without a rebuild.
+    keep_images: int
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,8 @@ class Settings:
     health: HealthSettings
     preflight: PreflightSettings
     restore: RestoreSettings | None
+    # nginx answers every application request with the maintenance page (503).
+    maintenance: bool
     docker_host: str | None
     # Operator-supplied secrets by key; keys left unset are generated.
     secrets: Mapping[str, str]

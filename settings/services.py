@@ -55,6 +55,8 @@ def load_api(loader: Loader) -> ApiSettings:
     assert media_root is not None
     # Without it pulumi-docker builds for the machine running Pulumi (its Image Check), which
     # breaks an arm64 workstation deploying to an amd64 host; preflight compares it with the host.
+    keep_images = s.integer("keepImages", 3, 1, 100)
+    assert keep_images is not None
     platform = s.text("platform", "linux/amd64")
     assert platform is not None
     if not re.fullmatch(r"linux/(amd64|arm64|arm/v[5-7]|386|ppc64le|s390x|riscv64)", platform):
@@ -74,6 +76,7 @@ def load_api(loader: Loader) -> ApiSettings:
         media_root=resolve(media_root),
         log_level=s.choice("logLevel", "info", LOG_LEVELS),
         platform=platform,
+        keep_images=keep_images,
     )
 
 

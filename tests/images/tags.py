@@ -10,6 +10,8 @@ POSTGRES = "catalogizer-test/postgres:15"
 REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"
+# Not Grafana: a stand-in (see grafana-standin/Dockerfile); Debian does not package Grafana.
+GRAFANA_STANDIN = "catalogizer-test/grafana-standin:11"
 
 # build.sh reads the same variable: a worktree changing the stand-in can test it
 # under its own tags without replacing the shared ones other sessions use.
@@ -31,7 +33,7 @@ MONITORING = {
     )
 }
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN, *MONITORING.values())
+ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, GRAFANA_STANDIN, API_V1, API_V2, API_BROKEN, *MONITORING.values())
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from alerting_support import build_scheduler, launch
+from alerting_support import apply_proxy_config, build_scheduler, launch
 from docker_harness import DockerScope, http_request, wait_healthy
 from images import tags
 from workspace import Workspace
@@ -122,6 +122,7 @@ def test_postgres_down_and_overdue_backup_reach_the_webhook_and_resolve(
         wait_healthy(pg, timeout=90)
         wait_healthy(redis, timeout=60)
         api = start("api", tags.API_V1)
+        apply_proxy_config(scope, deployment, tags.NGINX)
         nginx = start("nginx", tags.NGINX)
         wait_healthy(api, timeout=60)
         wait_healthy(nginx, timeout=60)

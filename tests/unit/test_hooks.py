@@ -83,7 +83,13 @@ def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> N
 
 
 def test_no_restore_without_restore_from(dev: Deployment) -> None:
-    assert [c.name for c in dev.of_type(COMMAND)] == ["preflight-checks", "backup-pg-dump", "health-verify"]
+    assert sorted(c.name for c in dev.of_type(COMMAND)) == [
+        "api-image-build",
+        "backup-pg-dump",
+        "health-verify",
+        "preflight-checks",
+        "proxy-config",
+    ]
 
 
 def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:
