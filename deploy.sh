@@ -79,7 +79,7 @@ check_docker() {
     if ! out=$(bounded docker info --format '{{.ServerVersion}}' 2>&1); then
         say "docker info: $(printf '%s' "$out" | head -n 3)"
         if printf '%s' "$out" | grep -qi 'permission denied'; then
-            die "the Docker engine refuses you: add yourself to the docker group (sudo usermod -aG docker \"$USER\", then log in again) or run as root"
+            die "the Docker engine refuses you: add yourself to the docker group (sudo usermod -aG docker \"${USER:-$(id -un)}\", then log in again) or run as root"
         fi
         die "the Docker engine does not answer${DOCKER_HOST:+ at $DOCKER_HOST}: start it (sudo systemctl start docker, or open Docker Desktop) and rerun"
     fi

@@ -45,7 +45,7 @@ prepare_host() {
     say "preparing the host with sudo .ci/setup-host.sh (Debian packages, Docker engine)"
     sudo bash .ci/setup-host.sh
     host_ready ||
-        die "the host is still not ready after .ci/setup-host.sh (see above); if Docker refuses you, add yourself to the docker group (sudo usermod -aG docker \"$USER\") and log in again"
+        die "the host is still not ready after .ci/setup-host.sh (see above); if Docker refuses you, add yourself to the docker group (sudo usermod -aG docker \"${USER:-$(id -un)}\") and log in again"
 }
 
 # -- the virtualenv and the requirements ---------------------------------------------------------------

@@ -474,3 +474,22 @@ def test_pinned_versions_are_the_ones_the_readme_names() -> None:
     assert len(pinned["CATALOGIZER_COMMIT_DEFAULT"]) == 40
     assert pinned["CATALOGIZER_COMMIT_DEFAULT"] in readme
     assert f"Pulumi CLI {VERSION}" in readme
+
+
+def test_docker_is_checked_before_any_download(env: Env, release: tuple[str, Path, list[str]]) -> None:
+    base, folder, requests = release
+    _publish(folder, _fake_release())
+    env.extra.update({"CATALOGIZER_PULUMI_DOWNLOAD_URL": base, "FAKE_DOCKER": "down"})
+    result = env.run("dev", "--yes")
+    assert result.returncode == 1 and "the Docker engine does not answer" in result.stderr
+    assert requests == []
+    assert not env.catalogizer_home.exists()
+
+
+def test_python_without_venv_is_named_before_pulumi_runs(env: Env) -> None:
+    shutil.rmtree(env.project / ".venv")
+    _executable(env.bin / "python3", "#!/bin/sh\necho \"No module named 'ensurepip'\" >&2\nexit 1\n")
+    result = with_fake_pulumi(env).run("dev", "--yes")
+    assert result.returncode == 1
+    assert "install its venv module (sudo apt-get install python3-venv)" in result.stderr
+    assert env.pulumi_calls() == []
