@@ -220,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[:0] = [str(PROJECT_DIR), str(TESTS_DIR)]
     from images.ensure import ensure_images  # the rehearsal's locally built images, cached by tag
 
-    ensure_images()
+    try:
+        ensure_images()
+    except Exception as exc:  # e.g. no debootstrap, or not root: the build says which
+        say(f"[smoke] cannot run: the rehearsal's images could not be built ({exc}); run `./test.sh` once as root")
+        return 2
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="catalogizer-smoke-"))
     run = Run(root / "run", lambda line: say(f"  {line.rstrip()}"))

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from smoke.plumbing import CannotRun, SmokeFailed, ThrowawayStack, find_cli, flatten_config
+from smoke.scenarios import Run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,6 +189,36 @@ def test_the_rehearsal_stack_file_flattens_completely() -> None:
     assert flat["catalogizer:proxy.httpsPort"].value == "8443"
     leaves = sum(len(v) if isinstance(v, dict) else 1 for v in config.values())
     assert len(flat) == leaves
+
+
+def test_the_scenario_config_is_the_rehearsal_stack_with_this_runs_own_names_and_ports(tmp_path: Path) -> None:
+    run = Run(tmp_path / "run", log=lambda _line: None)
+    flat = {k: v.value for k, v in flatten_config(run.config()).items()}
+    assert flat["catalogizer:namePrefix"] == run.prefix and run.prefix.startswith("smk")
+    assert flat["catalogizer:api.source"] == str(run.checkout)
+    assert (run.checkout / "catalog-api" / "Dockerfile").is_file()
+    assert flat["catalogizer:proxy.httpsPort"] == str(run.https_port) != "8443"
+    assert flat["catalogizer:api.replicas"] == "2"
+    assert flat["catalogizer:backup.dir"] == str(tmp_path / "run" / "backups")
+    # Everything else is the rehearsal stack's: the locally built images, the dev environment.
+    rehearsal = {
+        k: v.value
+        for k, v in flatten_config(yaml.safe_load((ROOT / "Pulumi.rehearsal.yaml").read_text())["config"]).items()
+    }
+    for key in (
+        "catalogizer:postgres.image",
+        "catalogizer:redis.image",
+        "catalogizer:proxy.image",
+        "catalogizer:appEnv",
+    ):
+        assert flat[key] == rehearsal[key]
+    other = Run(tmp_path / "other", log=lambda _line: None)
+    assert other.prefix != run.prefix
+
+    run.set_version("smoke-v2")
+    assert "ARG VERSION=smoke-v2\n" in (run.checkout / "catalog-api" / "Dockerfile").read_text()
+    original = ROOT / "tests" / "standin_catalogizer" / "catalog-api" / "Dockerfile"
+    assert "smoke-v2" not in original.read_text()
 
 
 # -- stack creation, config, up, destroy, clean-up ----------------------------------------------------
