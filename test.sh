@@ -28,7 +28,7 @@ esac
 # else only when something is missing, through sudo.
 host_ready() {
     local tool
-    for tool in docker debootstrap nginx openssl psql redis-cli; do
+    for tool in docker debootstrap nginx openssl psql redis-cli git curl; do
         PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null || { say "missing on this host: $tool"; return 1; }
     done
     docker info >/dev/null 2>&1 || { say "the Docker engine does not answer (for you)"; return 1; }
@@ -70,12 +70,13 @@ prepare_venv() {
     fi
 }
 
-prepare_venv
-# As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
-export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+# The host first: on a fresh Debian it also brings python3-venv.
 case $layer in
     rendering | real | rehearsal | all) prepare_host ;;
 esac
+prepare_venv
+# As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 case $layer in
     unit) exec .venv/bin/python -m pytest tests/unit "$@" ;;
     smoke) exec .venv/bin/python -m smoke "$@" ;;
