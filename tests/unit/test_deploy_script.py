@@ -12,6 +12,7 @@ import http.server
 import io
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tarfile
@@ -471,6 +472,9 @@ def test_pinned_versions_are_the_ones_the_readme_names() -> None:
         if line.startswith(("PULUMI_VERSION_PINNED=", "CATALOGIZER_COMMIT_DEFAULT="))
     }
     assert pinned["PULUMI_VERSION_PINNED"] == VERSION
+    # The CLI deploy.sh installs is the release of the SDK the program runs with.
+    sdk_pin = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert sdk_pin is not None and sdk_pin.group(1) == VERSION
     assert len(pinned["CATALOGIZER_COMMIT_DEFAULT"]) == 40
     assert pinned["CATALOGIZER_COMMIT_DEFAULT"] in readme
     assert f"Pulumi CLI {VERSION}" in readme
