@@ -215,11 +215,12 @@ def test_missing_docker_command_names_the_install(env: Env) -> None:
 # -- the Pulumi CLI from a (local) release server ----------------------------------------------------
 
 
-def _fake_release() -> bytes:
+def _fake_release(version: str = VERSION) -> bytes:
     """A release archive laid out like Pulumi's: pulumi/pulumi plus a language host."""
     buffer = io.BytesIO()
+    cli = FAKE_PULUMI.replace(f"echo v{VERSION}", f"echo v{version}")
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in (("pulumi/pulumi", FAKE_PULUMI), ("pulumi/pulumi-language-python", "#!/bin/sh\nexit 0\n")):
+        for name, text in (("pulumi/pulumi", cli), ("pulumi/pulumi-language-python", "#!/bin/sh\nexit 0\n")):
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755
@@ -329,6 +330,28 @@ def test_archive_without_the_checksum_listed_installs_nothing(env: Env, release:
     result = env.run("dev", "--yes")
     assert result.returncode == 1 and f"lists no checksum for {ARCHIVE}" in result.stderr
     assert not (env.catalogizer_home / "bin").exists()
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        (b"\x1f\x8b truncated, not a gzip stream", f"{ARCHIVE} does not unpack; nothing was installed"),
+        ("wrong-version", "reports v3.1.0, not v3.272.0; nothing was installed"),
+    ],
+)
+def test_an_archive_that_matches_its_checksum_but_is_unusable_installs_nothing(
+    env: Env, release: tuple[str, Path, list[str]], archive: bytes | str, message: str
+) -> None:
+    base, folder, _ = release
+    if archive == "wrong-version":
+        archive = _fake_release(version="3.1.0")
+    assert isinstance(archive, bytes)
+    _publish(folder, archive)
+    env.extra["CATALOGIZER_PULUMI_DOWNLOAD_URL"] = base
+    result = env.run("dev", "--yes")
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert not (env.catalogizer_home / "bin").exists()
+    _no_staging_left(env)
 
 
 def test_without_yes_and_without_a_terminal_nothing_is_downloaded(
