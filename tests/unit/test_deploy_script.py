@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "3.272.0"
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+SYSTEM_PATH = "/usr/bin:/bin"  # Debian's tools; a pulumi in /usr/local/bin stays out of sight
 URL = "https://localhost:8443"
 
 FAKE_PULUMI = f"""#!/bin/sh
