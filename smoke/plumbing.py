@@ -65,7 +65,11 @@ def find_cli(home: Path | None = None) -> auto.PulumiCommand:
 
 
 def flatten_config(config: Mapping[str, Any], secret_keys: frozenset[str] = frozenset()) -> dict[str, auto.ConfigValue]:
-    """A stack file's `config:` map as `config set-all --path` entries: `catalogizer:api.replicas=2`."""
+    """A stack file's `config:` map as `config set-all --path` entries.
+
+    `{"catalogizer:api": {"replicas": 2}}` -> `catalogizer:api.replicas=2`; a list becomes
+    `catalogizer:alerts.webhookUrls[0]=...`, as `pulumi config set --path` spells it.
+    """
     flat: dict[str, auto.ConfigValue] = {}
 
     def put(key: str, value: Any, top: str) -> None:
@@ -78,7 +82,9 @@ def flatten_config(config: Mapping[str, Any], secret_keys: frozenset[str] = froz
                 put(f"{key}.{name}", inner, top)
             return
         if isinstance(value, list | tuple):
-            raise ValueError(f"{key}: lists are not used by this program's config")
+            for index, inner in enumerate(value):
+                put(f"{key}[{index}]", inner, top)
+            return
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         flat[key] = auto.ConfigValue(value=text, secret=top in secret_keys)
 

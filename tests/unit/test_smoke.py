@@ -178,8 +178,13 @@ def test_config_is_flattened_to_path_keys() -> None:
         "catalogizer:monitoring.enabled": ("false", False),
         "catalogizer:adminPassword": ("s3cret-s3cret", True),
     }
-    with pytest.raises(ValueError, match="lists"):
-        flatten_config({"catalogizer:api": {"corsOrigins": ["a", "b"]}})
+    hooks = flatten_config({"catalogizer:alerts": {"webhookUrls": ["https://a.example", "https://b.example"]}})
+    assert {k: v.value for k, v in hooks.items()} == {
+        "catalogizer:alerts.webhookUrls[0]": "https://a.example",
+        "catalogizer:alerts.webhookUrls[1]": "https://b.example",
+    }
+    with pytest.raises(ValueError, match="has a dot"):
+        flatten_config({"catalogizer:api": {"a.b": "x"}})
 
 
 def test_the_rehearsal_stack_file_flattens_completely() -> None:
