@@ -3,7 +3,7 @@
 import pulumi
 
 from components.alertmanager import Alertmanager, AlertmanagerArgs
-from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint
+from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint, version_alias
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
@@ -30,6 +30,7 @@ image = ApiImage("api-image", ApiImageArgs(settings))
 api_secrets = ApiSecrets(secrets.postgres_api_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
+api_alias = version_alias(rollout, settings)
 preflight = Preflight("preflight", PreflightArgs(settings, rollout))
 checked = [preflight.command]
 
@@ -55,7 +56,15 @@ backup = PreUpdateBackup(
 gates: list[pulumi.Resource] = [*checked, postgres.container, redis.container, backup.command]
 if settings.restore is not None:
     restore = Restore(
-        "restore", RestoreArgs(settings, settings.restore, postgres.container_name, pg_password, [backup.command])
+        "restore",
+        RestoreArgs(
+            settings,
+            settings.restore,
+            postgres.container_name,
+            pg_password,
+            volumes.names["nginx-config"],
+            [backup.command],
+        ),
     )
     gates.append(restore.command)
     pulumi.export("lastRestore", restore.summary)
@@ -72,7 +81,11 @@ db_roles = DbRoles(
     ),
 )
 gates.append(db_roles.command)
-api = Api("api", ApiArgs(settings, image.ref, api_env, [network.front, network.back], volumes.names["api-logs"], gates))
+api = Api(
+    "api",
+    ApiArgs(settings, image.ref, api_env, api_alias, network.front, network.back, volumes.names["api-logs"], gates),
+)
+# Traffic moves to the new version only after its containers are healthy.
 proxy = Proxy(
     "proxy",
     ProxyArgs(
@@ -82,7 +95,8 @@ proxy = Proxy(
         volumes.names["nginx-config"],
         tls.cert_pem,
         tls.key_pem,
-        checked,
+        api_alias,
+        [*checked, *api.containers],
     ),
 )
 health = HealthCheck(
@@ -155,4 +169,6 @@ pulumi.export("tlsCertificate", tls.cert_pem)
 pulumi.export("tlsExpiry", tls.expires_at)
 pulumi.export("preflight", preflight.summary)
 pulumi.export("lastBackup", backup.summary)
+pulumi.export("apiVersions", image.versions)
+pulumi.export("proxy", proxy.summary)
 pulumi.export("health", health.summary)

@@ -77,6 +77,19 @@ def api_environment(settings: Settings, secrets: ApiSecrets) -> pulumi.Output[li
     )
 
 
+def version_alias(rollout: pulumi.Input[str], settings: Settings) -> pulumi.Output[str]:
+    """The network alias of exactly this API version; nginx is switched to it once it is healthy.
+
+    A restore replaces the containers too (their restore label), so it makes a new version.
+    """
+    restored = settings.restore.sha256 if settings.restore is not None else ""
+    alias = pulumi.Output.from_input(rollout).apply(
+        lambda fingerprint: f"{NETWORK_ALIAS}-{hashlib.sha256((fingerprint + restored).encode()).hexdigest()[:12]}"
+    )
+    # 48 bits of a hash of a hash reveal nothing of the secrets in the environment.
+    return pulumi.Output.unsecret(alias)
+
+
 def rollout_fingerprint(image_ref: pulumi.Input[str], envs: pulumi.Input[list[str]]) -> pulumi.Output[str]:
     """Changes exactly when the API containers are replaced; the hooks use it as their trigger."""
     return pulumi.Output.all(image_ref, envs).apply(
@@ -89,8 +102,11 @@ class ApiArgs:
     settings: Settings
     image_ref: pulumi.Input[str]
     envs: pulumi.Input[list[str]]
-    # front (nginx reaches the API) and back (the API reaches Postgres and Redis).
-    network_names: Sequence[pulumi.Input[str]]
+    version_alias: pulumi.Input[str]
+    # front: nginx reaches the API there, by its version alias; back: the API reaches Postgres
+    # and Redis, and the exporters and Prometheus reach it.
+    front_network: pulumi.Input[str]
+    back_network: pulumi.Input[str]
     logs_volume: pulumi.Input[str]
     # Healthy Postgres and Redis, the pre-update backup and any restore come first.
     wait_for: Sequence[pulumi.Resource]
@@ -124,13 +140,20 @@ class Api(pulumi.ComponentResource):
                 # which Gin answers 404 on GET-only routes (catalog-api/main.go registers /health for GET).
                 healthcheck=healthcheck(
                     ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
+                    # Every 2 s: the switch of traffic waits for the first passing probe.
+                    interval=2,
+                    retries=30,
                     start_period=20,
                 ),
                 stop_timeout=30,
                 destroy_grace_seconds=30,
                 networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=network, aliases=[NETWORK_ALIAS])
-                    for network in args.network_names
+                    # `api` names every replica of every version (Prometheus scrapes them all);
+                    # nginx sends traffic only to the version alias it was switched to, on front.
+                    docker.ContainerNetworksAdvancedArgs(
+                        name=args.front_network, aliases=[NETWORK_ALIAS, args.version_alias]
+                    ),
+                    docker.ContainerNetworksAdvancedArgs(name=args.back_network, aliases=[NETWORK_ALIAS]),
                 ],
                 **managed_container(
                     settings,

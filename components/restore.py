@@ -20,6 +20,8 @@ class RestoreArgs:
     restore: RestoreSettings
     postgres_container_name: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
+    # Where nginx's configuration lives: the restore puts up the maintenance page there.
+    nginx_config_volume: pulumi.Input[str]
     # The pre-update backup runs first; the two never dump at the same time.
     after: list[pulumi.Resource]
 
@@ -38,6 +40,8 @@ class Restore(pulumi.ComponentResource):
                 **database_env(settings, args.postgres_container_name, args.postgres_password),
                 "RESTORE_FILE": str(args.restore.file),
                 "API_STACK_LABEL": settings.name_prefix,
+                "NGINX_VOLUME": args.nginx_config_volume,
+                "NGINX_IMAGE": settings.proxy.image,
             },
             # Once per dump: only its content replaces this Command (and, through the same sha256 as
             # a label, the API containers). A moved file, a new password or `keep` is an update,

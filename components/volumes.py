@@ -31,7 +31,7 @@ class Volumes(pulumi.ComponentResource):
         # Where uploads go for containers with a read-only root filesystem: Docker refuses an
         # archive upload into a read-only rootfs but accepts one into a writable volume
         # (daemon: ErrRootFSReadOnly unless the path is in a volume). Rewritten on every
-        # create, so not protected.
+        # create, so not protected; nginx-config is written by the proxy hook on every change.
         config_roles = ["nginx-config", "redis-config", "postgres-config"]
         self.names = {}
         for role in data_roles + log_roles + config_roles:

@@ -152,6 +152,9 @@ def load_settings(
     _check_port_clashes(host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = load_secrets(loader)
     restore = load_restore(loader)
+    maintenance = loader.text("maintenance", "false")
+    if maintenance not in ("true", "false"):
+        raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
     return Settings(
         stack=stack,
         name_prefix=name_prefix,
@@ -168,6 +171,7 @@ def load_settings(
         health=health,
         preflight=preflight,
         restore=restore,
+        maintenance=maintenance == "true",
         docker_host=docker_host,
         secrets=secrets,
     )

@@ -42,6 +42,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "logLevel",
         "platform",
         "cpus",
+        "keepImages",
     ),
     "postgres": ("image", "user", "database", "memoryMb", "hostPort", "cpus"),
     "redis": ("image", "memoryMb", "hostPort", "cpus"),
@@ -66,7 +67,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
-PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
+PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom", "maintenance")
 SECRET_KEYS = (
     "postgresPassword",
     "postgresApiPassword",
@@ -95,6 +96,8 @@ class ApiSettings:
     log_level: str
     # os/arch[/variant] of the Docker host the images are built for.
     platform: str
+    # Built API versions kept on the Docker host for a rollback without a rebuild.
+    keep_images: int
     # CPU limit as Docker's --cpus takes it (a decimal number of CPUs).
     cpus: str = "2"
 
@@ -236,6 +239,8 @@ class Settings:
     health: HealthSettings
     preflight: PreflightSettings
     restore: RestoreSettings | None
+    # nginx answers every application request with the maintenance page (503).
+    maintenance: bool
     docker_host: str | None
     # Operator-supplied secrets by key; keys left unset are generated.
     secrets: Mapping[str, str]

@@ -72,6 +72,8 @@ def load_api(loader: Loader, production: bool = False) -> ApiSettings:
     check_host_path(f"{s.key}.mediaRoot", resolve(media_root))
     # Without it pulumi-docker builds for the machine running Pulumi (its Image Check), which
     # breaks an arm64 workstation deploying to an amd64 host; preflight compares it with the host.
+    keep_images = s.integer("keepImages", 3, 1, 100)
+    assert keep_images is not None
     platform = s.text("platform", "linux/amd64")
     assert platform is not None
     if not re.fullmatch(r"linux/(amd64|arm64|arm/v[5-7]|386|ppc64le|s390x|riscv64)", platform):
@@ -91,6 +93,7 @@ def load_api(loader: Loader, production: bool = False) -> ApiSettings:
         media_root=resolve(media_root),
         log_level=s.choice("logLevel", "info", LOG_LEVELS),
         platform=platform,
+        keep_images=keep_images,
         cpus=cpus(s, "cpus", "2"),
     )
 

@@ -9,6 +9,9 @@ ports) are swapped for the test's own.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Mapping
@@ -19,10 +22,12 @@ from docker.models.networks import Network
 from docker_harness import DockerScope
 from images import tags
 from program import Deployment, Registered
+from services import SCRIPTS
 
 from components.backup_scheduler import DOCKERFILE
 from components.hook_support import PROJECT_DIR
 from components.postgres import postgres_uid
+from components.proxy import LIVE_DIR
 
 NS = 1_000_000_000
 SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
@@ -137,3 +142,25 @@ def launch(
     container.start()
     container.reload()
     return container
+
+
+def apply_proxy_config(scope: DockerScope, deployment: Deployment, image: str) -> None:
+    """Runs the program's proxy-config hook as declared, into the volume `launch` gives nginx.
+
+    nginx carries no configuration of its own: the hook stages it into the nginx-config volume
+    (the nginx container's mount number 1) before the container starts.
+    """
+    hook = deployment.named("proxy-config")
+    (live,) = [n for n, m in enumerate(deployment.container("nginx").inputs["mounts"]) if m["target"] == LIVE_DIR]
+    env = {
+        **hook.inputs["environment"],
+        "NGINX_VOLUME": scope.volume(f"nginx-vol{live}").name,
+        "NGINX_IMAGE": image,
+        "NGINX_CONTAINER": scope.name("nginx"),
+        "PATH": os.environ["PATH"],
+    }
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "proxy_config.py")], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+

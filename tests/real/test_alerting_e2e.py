@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from alerting_support import build_scheduler, launch
+from alerting_support import apply_proxy_config, build_scheduler, launch
 from docker_harness import DockerScope, http_request, wait_healthy
 from images import tags
 from services import SCRIPTS, run_hook
@@ -127,6 +127,7 @@ def test_postgres_down_and_overdue_backup_reach_the_webhook_and_resolve(
         roles = run_hook(SCRIPTS / "db_roles.py", roles_env)
         assert roles.returncode == 0, roles.stderr
         api = start("api", tags.API_V1)
+        apply_proxy_config(scope, deployment, tags.NGINX)
         nginx = start("nginx", tags.NGINX)
         wait_healthy(api, timeout=60)
         wait_healthy(nginx, timeout=60)

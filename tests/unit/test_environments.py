@@ -44,6 +44,6 @@ def test_staging_runs_in_release_mode_with_hsts(deployments: dict[str, Deploymen
     staging = deployments["staging"]
     assert staging.env(staging.container("api"))["GIN_MODE"] == "release"
     assert staging.outputs["url"] == "https://staging.catalogizer.example.com:9443"
-    nginx_conf = staging.container("nginx-config").inputs["uploads"][0]["content"]
+    nginx_conf = staging.named("proxy-config").inputs["environment"]["NGINX_CONF"]
     # Issue 10: HSTS whenever TLS is on, staging included.
     assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains"' in nginx_conf

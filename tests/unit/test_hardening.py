@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from program import Deployment
@@ -74,5 +75,12 @@ def test_secret_files_are_private(prod: Deployment) -> None:
     redis = prod.container("redis-config")
     (conf,) = redis.inputs["uploads"]
     assert conf["permissions"] == "0640" and conf["file"] == "/etc/catalogizer-redis/redis.conf"
-    nginx = {u["file"]: u["permissions"] for u in prod.container("nginx-config").inputs["uploads"]}
-    assert nginx["/etc/nginx/catalogizer/tls/key.pem"] == "0600"
+    # The TLS key reaches nginx through the proxy-config hook: a secret input, never a file of
+    # the container, staged at 0600 in a 0700 folder of the volume nginx mounts read-only.
+    hook = prod.named("proxy-config")
+    assert hook.is_secret("environment.TLS_KEY_PEM")
+    assert (
+        'chmod 700 "$live/$next.new/tls"; chmod 600 "$live/$next.new/tls/key.pem"'
+        in (Path(__file__).resolve().parents[2] / "scripts" / "proxy_config.py").read_text()
+    )
+    assert not prod.container("nginx").inputs.get("uploads")

@@ -83,11 +83,13 @@ def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> N
 
 
 def test_no_restore_without_restore_from(dev: Deployment) -> None:
-    assert [c.name for c in dev.of_type(COMMAND)] == [
-        "preflight-checks",
+    assert sorted(c.name for c in dev.of_type(COMMAND)) == [
+        "api-image-build",
         "backup-pg-dump",
         "db-roles-api-role",
         "health-verify",
+        "preflight-checks",
+        "proxy-config",
     ]
 
 
@@ -100,7 +102,6 @@ def test_api_role_hook_runs_after_backup_and_restore_and_before_the_api(workspac
     assert roles.urn in deployment.container("api").dependencies
     assert roles.is_secret("environment.PGPASSWORD") and roles.is_secret("environment.API_DB_PASSWORD")
     assert roles.inputs["environment"]["PGUSER"] == "catalogizer"
-
 
 def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:
     dump = _dump(workspace)

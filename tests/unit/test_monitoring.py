@@ -30,7 +30,7 @@ def test_monitoring_is_off_by_default(dev: Deployment) -> None:
         assert not dev.containers(role), role
     assert set(dev.outputs["containers"]) == {"postgres", "redis", "api", "nginx"}
     nginx = dev.container("nginx")
-    assert "stub_status" not in dev.container("nginx-config").inputs["uploads"][0]["content"]
+    assert "stub_status" not in dev.named("proxy-config").inputs["environment"]["NGINX_CONF"]
     assert not nginx.inputs["networksAdvanced"][0].get("aliases")  # unchanged without monitoring
 
 
@@ -116,7 +116,7 @@ def test_exporters_join_the_network_unpublished_with_secrets_in_env_only(prod: D
     assert nginx_exporter.inputs["command"] == ["--nginx.scrape-uri=http://nginx:8081/stub_status"]
     nginx = prod.container("nginx")
     assert nginx.inputs["networksAdvanced"][0]["aliases"] == ["nginx"]
-    assert "listen 8081;" in prod.container("nginx-config").inputs["uploads"][0]["content"]
+    assert "listen 8081;" in prod.named("proxy-config").inputs["environment"]["NGINX_CONF"]
     assert not any(p["internal"] == 8081 for p in nginx.inputs["ports"])
 
 

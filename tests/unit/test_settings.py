@@ -63,6 +63,8 @@ BAD_INPUTS = [
     ("dev", {"backup": {"schedule": "daily"}}, ["catalogizer:backup.schedule", "5 fields"]),
     ("dev", {"backup": {"schedule": "0 0 31 2 *"}}, ["catalogizer:backup.schedule", "never fires"]),
     ("dev", {"backup": {"keep": 0}}, ["catalogizer:backup.keep", "outside 1-1000"]),
+    ("dev", {"maintenance": "yes"}, ["catalogizer:maintenance", "true or false", "'yes'"]),
+    ("dev", {"api": {"keepImages": 0}}, ["catalogizer:api.keepImages", "outside 1-100"]),
     ("dev", {"api": {"platform": "amd64"}}, ["catalogizer:api.platform", "'amd64'", "linux/arm64"]),
     ("dev", {"api": {"platform": "windows/amd64"}}, ["catalogizer:api.platform", "not a Linux platform"]),
     ("dev", {"health": {"waitTimeoutSeconds": 5}}, ["catalogizer:health.waitTimeoutSeconds", "outside 10-3600"]),
