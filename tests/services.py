@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 from certs import CertPair, write_self_signed
 from docker.models.containers import Container
 from docker.models.networks import Network
@@ -22,6 +23,7 @@ from docker.models.volumes import Volume
 from docker_harness import DockerScope, free_port, healthcheck, http_request, wait_healthy
 from images import tags
 
+from components.container_defaults import HARDENING, TMPFS_OPTIONS
 from rendering.nginx import NginxSite, render_nginx_conf
 from rendering.redis import CONF_PATH as REDIS_CONF_PATH
 from rendering.redis import render_redis_conf
@@ -35,6 +37,24 @@ PG_DATA_DIR = "/var/lib/postgresql/data"
 PG_PGDATA = f"{PG_DATA_DIR}/pgdata"
 PG_COMMAND = ["postgres", "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all"]
 API_PORT = tags.API_PORT
+
+
+def hardened_kwargs(role: str, cpus: str | None = None) -> dict[str, Any]:
+    """The program's hardening inputs (container_defaults.hardening_inputs), as docker-py arguments."""
+    spec = HARDENING[role]
+    kwargs: dict[str, Any] = {
+        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": ["ALL"],
+        "cap_add": list(spec.cap_add),
+        "nano_cpus": int(float(cpus or spec.cpus) * 1e9),
+        "ulimits": [docker.types.Ulimit(name="nproc", soft=spec.nproc, hard=spec.nproc)],
+    }
+    if spec.read_only:
+        kwargs["read_only"] = True
+        kwargs["tmpfs"] = dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS)
+    if spec.user:
+        kwargs["user"] = spec.user
+    return kwargs
 
 
 def start_postgres(

@@ -1,7 +1,7 @@
 """Issue 10 outcome 3 on a real engine: the services run, and work, with exactly the controls
 components/container_defaults.HARDENING gives them, their files delivered the way the program
 delivers them (a never-started carrier container receives an archive at "/", as the provider
-uploads, into a volume the service mounts read-only).
+uploads, into a volume the service mounts read-only; nginx's from the proxy-config hook).
 
 Checked from inside each container: NoNewPrivs, the effective capability set, a read-only root,
 the user, the CPU quota and the nproc limit.
@@ -9,23 +9,25 @@ the user, the CPU quota and the nproc limit.
 
 from __future__ import annotations
 
+import http.client
+import json
 import secrets
+import socket
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
-import docker
 from docker.models.containers import Container
 from docker_harness import DockerScope, healthcheck, http_request, wait_healthy
 from images import tags
-from services import PG_COMMAND, PG_DATA_DIR, PG_DB, PG_PGDATA, PG_USER, api_env
+from services import PG_COMMAND, PG_DATA_DIR, PG_DB, PG_PGDATA, PG_USER, SCRIPTS, api_env, hardened_kwargs, run_hook
 
-from components.container_defaults import HARDENING, TMPFS_OPTIONS
+from components.container_defaults import HARDENING
 from components.postgres import CONFIG_DIR as PG_CONFIG_DIR
 from components.postgres import INITDB_ARGS, PASSWORD_FILE, postgres_uid
-from components.proxy import CONF_DIR as NGINX_CONF_DIR
-from components.proxy import CONF_PATH as NGINX_CONF_PATH
+from components.proxy import CERT_FILE, HTTP_PORT, KEY_FILE, LIVE_CONF, LIVE_DIR, MAINTENANCE_FLAG, render_live_conf
 from components.proxy import TEMP_DIR as NGINX_TEMP_DIR
-from rendering.nginx import NginxSite, render_nginx_conf
+from rendering.nginx import NginxSite
 from rendering.redis import CONF_DIR as REDIS_CONF_DIR
 from rendering.redis import CONF_PATH as REDIS_CONF_PATH
 from rendering.redis import render_redis_conf
@@ -35,21 +37,7 @@ CAPABILITY_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "SETGID": 6, "SETUID": 7, "NET
 
 
 def _docker_kwargs(role: str, cpus: str) -> dict[str, Any]:
-    """The program's hardening inputs (container_defaults.hardening_inputs), as docker-py arguments."""
-    spec = HARDENING[role]
-    kwargs: dict[str, Any] = {
-        "security_opt": ["no-new-privileges:true"],
-        "cap_drop": ["ALL"],
-        "cap_add": list(spec.cap_add),
-        "nano_cpus": int(float(cpus) * 1e9),
-        "ulimits": [docker.types.Ulimit(name="nproc", soft=spec.nproc, hard=spec.nproc)],
-    }
-    if spec.read_only:
-        kwargs["read_only"] = True
-        kwargs["tmpfs"] = dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS)
-    if spec.user:
-        kwargs["user"] = spec.user
-    return kwargs
+    return hardened_kwargs(role, cpus)
 
 
 def _carrier(scope: DockerScope, image: str, role: str, directory: str, files: Mapping[str, Any]) -> str:
@@ -155,36 +143,44 @@ def test_nginx_redis_postgres_and_api_work_hardened(docker_scope: DockerScope, t
         healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]),
         **_docker_kwargs("api", "1"),
     )
-    # nginx: read-only root, 4 capabilities, config/cert/key from the carrier.
+    # nginx: read-only root, 4 capabilities, its configuration, certificate and key staged by the
+    # program's proxy-config hook into the volume it mounts read-only (components/proxy.py).
     certs = write_self_signed(tmp_path / "certs")
     site = NginxSite(
         server_name="localhost",
         tls_enabled=True,
         hsts=True,
         public_https_port=443,
-        cert_path=f"{NGINX_CONF_DIR}/tls/cert.pem",
-        key_path=f"{NGINX_CONF_DIR}/tls/key.pem",
+        api_host="api",
+        cert_path=CERT_FILE,
+        key_path=KEY_FILE,
         temp_dir=NGINX_TEMP_DIR,
+        maintenance_flag=MAINTENANCE_FLAG,
     )
-    nginx_conf = _carrier(
-        docker_scope,
-        tags.NGINX,
-        "nginx",
-        NGINX_CONF_DIR,
-        {
-            NGINX_CONF_PATH: (render_nginx_conf(site), 0o644),
-            site.cert_path: (certs.cert_pem, 0o644),
-            site.key_path: (certs.key_pem, 0o600),
-        },
-    )
+    conf, config_id = render_live_conf(site, certs.cert_pem)
+    hook_env = {
+        "NGINX_VOLUME": docker_scope.volume("nginx-config").name,
+        "NGINX_IMAGE": tags.NGINX,
+        "NGINX_CONTAINER": docker_scope.name("nginx"),
+        "NGINX_CONF": conf,
+        "NGINX_CONFIG_ID": config_id,
+        "NGINX_HTTP_PORT": str(HTTP_PORT),
+        "NGINX_SERVER_NAME": "localhost",
+        "MAINTENANCE": "false",
+        "PROXY_TIMEOUT": "60",
+        "TLS_CERT_PEM": certs.cert_pem,
+        "TLS_KEY_PEM": certs.key_pem,
+    }
+    staged = run_hook(SCRIPTS / "proxy_config.py", hook_env)
+    assert staged.returncode == 0, staged.stderr
     nginx = docker_scope.container(
         tags.NGINX,
         "nginx",
         network=net,
-        command=["nginx", "-c", NGINX_CONF_PATH, "-g", "daemon off;"],
-        ports={80: None},
+        command=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
+        ports={80: None, 443: None},
         healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:80/nginx-health"]),
-        volumes={nginx_conf: {"bind": NGINX_CONF_DIR, "mode": "ro"}},
+        volumes={hook_env["NGINX_VOLUME"]: {"bind": LIVE_DIR, "mode": "ro"}},
         **_docker_kwargs("nginx", "0.5"),
     )
     wait_healthy(api, timeout=90)
@@ -195,5 +191,31 @@ def test_nginx_redis_postgres_and_api_work_hardened(docker_scope: DockerScope, t
     for container, role in ((redis, "redis"), (postgres, "postgres"), (api, "api"), (nginx, "nginx")):
         _assert_hardened(docker_scope, container, role)
     # The workers really run unprivileged, and the key stayed root-only.
-    rc, out = docker_scope.exec(nginx, ["sh", "-c", f"stat -c '%a %u' {site.key_path}; ps -o user= -C nginx | sort -u"])
-    assert rc == 0 and out.split()[0:2] == ["600", "0"], out
+    # The key stayed root-only (0600 in a 0700 folder of the read-only volume), and the workers
+    # really run unprivileged.
+    key = f"{LIVE_DIR}/current/{KEY_FILE}"
+    rc, out = docker_scope.exec(
+        nginx, ["sh", "-c", f"stat -L -c '%a %u' {key} $(dirname {key}); ps -o user= -C nginx | sort -u"]
+    )
+    assert rc == 0 and out.split()[0:4] == ["600", "0", "700", "0"], out
+    # The hook reloads the hardened nginx (SIGHUP to its root master, which re-reads the key) and
+    # turns the maintenance page on: the unprivileged workers see the flag in the volume.
+    reloaded = run_hook(SCRIPTS / "proxy_config.py", {**hook_env, "MAINTENANCE": "true"})
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert json.loads(reloaded.stdout)["reloaded"] is True
+    status, body = _https_get(docker_scope.host_port(nginx, 443), "/api/v1/media", certs.cert_pem)
+    assert status == 503 and "maintenance" in body.lower(), (status, body[:200])
+
+
+def _https_get(port: int, path: str, ca_pem: str) -> tuple[int, str]:
+    """GET over TLS with SNI and Host `localhost`, verifying the test certificate."""
+    context = ssl.create_default_context(cadata=ca_pem)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        conn = http.client.HTTPConnection("localhost", port, timeout=10)
+        conn.sock = tls  # already connected
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
