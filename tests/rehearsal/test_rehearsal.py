@@ -463,7 +463,11 @@ def test_5_rollback_with_restore(stack: Stack) -> None:
     assert stack.outputs["lastRestore"]["restored"] == stack.notes["pre_update_dump"]
     # The containers that failed their wait in scenario 4 were replaced (their init error is a
     # replace key: the program's replace_on_changes covers "#initerror"), and the old ones deleted.
-    replaced = [e for e in result.events if e.action == "create" and "-api-" in e.name and "replacement" in e.detail]
+    replaced = [
+        e
+        for e in result.events
+        if e.action == "create" and "-api-" in e.name and "replacement" in e.detail and "container:Container" in e.urn
+    ]
     assert len(replaced) == 2 and all("#initerror" in e.detail for e in replaced), replaced
     for name in stack.notes["broken_api"]:
         with pytest.raises(docker.errors.NotFound):
