@@ -110,14 +110,15 @@ location ^~ /.well-known/acme-challenge/ {{
 
 def self_health_location(site: NginxSite) -> str:
     # The container's own health check: nginx is up, whether or not an API is yet. It names
-    # the config it runs, so a reload can be confirmed (scripts/proxy_config.py).
+    # the config it runs, so a reload can be confirmed (scripts/proxy_config.py); plain "ok"
+    # without one.
     return f"""\
 location = {SELF_HEALTH_PATH} {{
     access_log off;
     allow 127.0.0.1;
     deny all;
     default_type text/plain;
-    return 200 "ok {site.config_id}\\n";
+    return 200 "ok{f" {site.config_id}" if site.config_id else ""}\\n";
 }}"""
 
 
