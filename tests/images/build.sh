@@ -254,7 +254,7 @@ done
 
 # Not Grafana: a documented stand-in (grafana-standin/Dockerfile) on the Python runtime; Debian
 # does not package Grafana.
-build_image "catalogizer-test/grafana-standin:11" "$PYRT_TAG" "$HERE/grafana-standin" "$HERE/grafana-standin/Dockerfile"
+build_image "catalogizer-test/grafana-standin:11-r2" "$PYRT_TAG" "$HERE/grafana-standin" "$HERE/grafana-standin/Dockerfile"
 
 # The stand-in API is built the way the deploy program builds Catalogizer: repo
 # root as context, catalog-api/Dockerfile as the Dockerfile.

@@ -13,7 +13,10 @@ REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"
 # Not Grafana: a stand-in (see grafana-standin/Dockerfile); Debian does not package Grafana.
-GRAFANA_STANDIN = "catalogizer-test/grafana-standin:11"
+# "-r2": runs as 472:0 and reads GF_SECURITY_ADMIN_PASSWORD__FILE like the image (issue 10); a
+# new tag, so sessions on branches with the older stand-in keep theirs instead of rebuilding it
+# under each other (a rebuilt tag left a running test's image ID dangling: "No such image").
+GRAFANA_STANDIN = "catalogizer-test/grafana-standin:11-r2"
 
 # build.sh reads the same variable: a worktree changing the stand-in can test it
 # under its own tags without replacing the shared ones other sessions use.
