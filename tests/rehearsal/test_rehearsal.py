@@ -331,8 +331,11 @@ def test_3_zero_downtime(stack: Stack) -> None:
     anchor_line = f"runbook stop + run: {anchor.stats.line()}"
 
     # The loop is one client, paced under nginx's per-client /health rate (ClientLoop.MAX_RATE = 8/s,
-    # issue 10), so 100 requests are more than 12 s of probes at most 1/8 s apart.
-    assert stats.sent >= 100, f"the loop must have run through the update: {stats.line()}"
+    # issue 10): over TLS it sends about 7.5 a second, and the update with its switch by reload
+    # (issue 9) takes about 12 s, so 80 requests are more than 10 s of probes at most 1/8 s apart.
+    # Both versions answered: the loop ran from before the switch to after it.
+    assert stats.sent >= 80, f"the loop must have run through the update: {stats.line()}"
+    assert len(stats.versions) == 2, f"the loop must have seen the switch: {stats.line()}"
     assert stats.failed == 0, f"requests failed during the update: {stats.errors}"
     assert stats.longest_gap < 1.0, f"a gap without a good answer: {stats.line()}"
     assert anchor.stats.failed > 0, "the anchor must show the downtime the loop is able to see"
