@@ -267,7 +267,7 @@ location = {SELF_HEALTH_PATH} {{
     allow 127.0.0.1;
     deny all;
     default_type text/plain;
-    return 200 "ok {site.config_id}\\n";
+    return 200 "{f"ok {site.config_id}".rstrip()}\\n";
 }}"""
 
 
