@@ -7,6 +7,11 @@ health check: unhealthy once a scheduled dump is more than BACKUP_GRACE_SECONDS 
 
 Environment: BACKUP_SCHEDULE (cron, e.g. "0 2 * * *"), BACKUP_GRACE_SECONDS, BACKUP_DIR,
 BACKUP_KEEP, STACK_NAME, PGHOST, PGUSER, PGDATABASE, PGPASSWORD, BACKUP_STATUS_FILE.
+
+Off-host (issue 11), when RESTIC_REPOSITORY is set: each scheduled dump is pushed (kind
+`scheduled`), pruned there and checked with BACKUP_CHECK_READ_DATA (a share of the data read
+back); DRILL_SCHEDULE runs scripts/restore_drill.py's drill. A failed push, check or drill makes
+the container unhealthy at once, until the next success.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup import Database, apply_retention, safe_stack_name, take_backup, write_atomically
 from cron import CronSchedule
 from hooklib import HookError, env, env_int, scrub
+from offsite import Repository
+from restore_drill import drill
 
 DEFAULT_STATUS_FILE = "/var/lib/catalogizer-backup/status.json"
 
@@ -53,23 +60,65 @@ def check(now: datetime.datetime | None = None) -> tuple[bool, str]:
     due = schedule.previous_at_or_before(now - grace).timestamp()
     started = float(status.get("started", 0))  # type: ignore[arg-type]
     last_success = float(status.get("lastSuccess", 0))  # type: ignore[arg-type]
+    offsite_problem = offsite_health(status)
+    if offsite_problem:
+        return False, offsite_problem
     if started > due or last_success >= due:
         return True, f"last dump {status.get('lastFile', 'none yet')}"
     overdue = datetime.datetime.fromtimestamp(due).isoformat(timespec="minutes")
     return False, f"the dump due at {overdue} has not succeeded; last error: {status.get('lastError', 'none')}"
 
 
-def run_once(db: Database, directory: Path, stack: str, keep: int, status: dict[str, object]) -> None:
+def offsite_health(status: dict[str, object]) -> str | None:
+    """Why the off-host side is unhealthy now, or None: the latest attempt failed, or the last drill did."""
+    if float(status.get("lastFailure", 0)) > float(status.get("lastSuccess", 0)):  # type: ignore[arg-type]
+        return f"the last scheduled backup failed: {status.get('lastError')}"
+    last_drill = status.get("lastDrill")
+    if isinstance(last_drill, dict) and not last_drill.get("ok"):
+        detail = last_drill.get("error") or "; ".join(last_drill.get("differences") or [])
+        return f"the restore drill of snapshot {last_drill.get('snapshot', '?')} failed: {detail}"
+    return None
+
+
+def run_once(
+    db: Database,
+    directory: Path,
+    stack: str,
+    keep: int,
+    status: dict[str, object],
+    repository: Repository | None = None,
+) -> None:
     try:
-        result = take_backup(db, directory, stack)
+        result = take_backup(db, directory, stack, manifest=repository is not None)
         apply_retention(directory, stack, keep)
+        summary = result.summary()
+        if repository is not None:
+            summary.update(repository.publish(result, "scheduled", keep))
     except HookError as exc:
         status.update(lastFailure=time.time(), lastError=scrub(str(exc)))
         print(json.dumps({"event": "backup failed", "error": scrub(str(exc))}), flush=True)
     else:
         status.update(lastSuccess=time.time(), lastFile=str(result.file), lastError=None)
-        print(json.dumps({"event": "backup", **result.summary()}), flush=True)
+        if "snapshot" in summary:
+            status["lastSnapshot"] = summary["snapshot"]
+        print(json.dumps({"event": "backup", **summary}), flush=True)
     write_status(status)
+
+
+def run_drill(db: Database, directory: Path, repository: Repository, status: dict[str, object]) -> None:
+    """The scheduled restore drill; its record is kept in the status the health check reads."""
+    try:
+        record = drill(db, repository, directory)
+    except HookError as exc:  # the record could not even be written
+        record = {"ok": False, "error": scrub(str(exc))}
+    status["lastDrill"] = record
+    print(json.dumps({"event": "restore drill", **record}), flush=True)
+    write_status(status)
+
+
+def drill_schedule() -> CronSchedule | None:
+    text = env("DRILL_SCHEDULE", "-")
+    return None if text == "-" else CronSchedule.parse(text)
 
 
 def serve() -> None:
@@ -78,6 +127,8 @@ def serve() -> None:
     directory = Path(env("BACKUP_DIR"))
     keep = env_int("BACKUP_KEEP", 10)
     db = Database.from_env()
+    repository = Repository.from_env(stack, directory)
+    drills = drill_schedule() if repository is not None else None
     status: dict[str, object] = {"started": time.time(), **{k: v for k, v in read_status().items() if k != "started"}}
     write_status(status)
     stopping = False
@@ -90,11 +141,19 @@ def serve() -> None:
     signal.signal(signal.SIGINT, stop)
     print(json.dumps({"event": "started", "schedule": env("BACKUP_SCHEDULE")}), flush=True)
     while not stopping:
-        fire_at = schedule.next_after(datetime.datetime.now())
-        while not stopping and datetime.datetime.now() < fire_at:
-            time.sleep(min(1.0, max(0.0, (fire_at - datetime.datetime.now()).total_seconds())))
-        if not stopping:
-            run_once(db, directory, stack, keep, status)
+        now = datetime.datetime.now()
+        fire_at = schedule.next_after(now)
+        # Both jobs can be due at once: the dump runs first, so the drill restores the newest copy.
+        drill_at = drills.next_after(now) if drills else None
+        wake = min(fire_at, drill_at) if drill_at else fire_at
+        while not stopping and datetime.datetime.now() < wake:
+            time.sleep(min(1.0, max(0.0, (wake - datetime.datetime.now()).total_seconds())))
+        if stopping:
+            break
+        if wake == fire_at:
+            run_once(db, directory, stack, keep, status, repository)
+        if drill_at is not None and drill_at == wake and repository is not None:
+            run_drill(db, directory, repository, status)
 
 
 def main() -> None:

@@ -29,12 +29,14 @@ from settings.model import (
     POSTGRES_PORT,
     REDIS_PORT,
     SECRET_KEYS,
+    SECRET_OBJECT_KEYS,
     STRUCTURED_KEYS,
     TLS_MODES,
     ApiSettings,
     BackupSettings,
     HealthSettings,
     MonitoringSettings,
+    OffsiteSettings,
     PostgresSettings,
     PreflightSettings,
     ProxySettings,
@@ -46,6 +48,7 @@ from settings.model import (
 )
 from settings.operations import (
     load_backup,
+    load_backup_env,
     load_health,
     load_monitoring,
     load_preflight,
@@ -69,6 +72,7 @@ __all__ = [
     "POSTGRES_PORT",
     "REDIS_PORT",
     "SECRET_KEYS",
+    "SECRET_OBJECT_KEYS",
     "STRUCTURED_KEYS",
     "TLS_MODES",
     "ApiSettings",
@@ -76,6 +80,7 @@ __all__ = [
     "ConfigError",
     "HealthSettings",
     "MonitoringSettings",
+    "OffsiteSettings",
     "PostgresSettings",
     "PreflightSettings",
     "ProxySettings",
@@ -93,7 +98,7 @@ def _configured_keys() -> set[str]:
 
 
 def _check_top_level_keys(keys: set[str]) -> None:
-    known = (*PLAIN_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS)
+    known = (*PLAIN_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS, *SECRET_OBJECT_KEYS)
     for key in sorted(keys):
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE or name in known:
@@ -140,12 +145,13 @@ def load_settings(
     proxy = load_proxy(loader)
     tls = load_tls(loader, app_env)
     monitoring = load_monitoring(loader)
-    backup = load_backup(loader, app_env)
+    backup_env = load_backup_env(loader)
+    backup = load_backup(loader, app_env, tuple(sorted(backup_env)))
     health = load_health(loader)
     preflight = load_preflight(loader)
     _check_port_clashes(host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = load_secrets(loader)
-    restore = load_restore(loader)
+    restore = load_restore(loader, backup)
     return Settings(
         stack=stack,
         name_prefix=name_prefix,
@@ -163,6 +169,7 @@ def load_settings(
         restore=restore,
         docker_host=docker_host,
         secrets=secrets,
+        backup_env=backup_env,
     )
 
 

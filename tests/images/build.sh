@@ -254,6 +254,12 @@ build_image "$API_REPO:v1" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VER
 build_image "$API_REPO:v2" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=v2
 build_image "$API_REPO:broken" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=broken --build-arg HEALTH_MODE=broken
 
+# --- off-host backup targets (issue 11): an SFTP host and a restic REST server -----
+SFTP_TAG="catalogizer-test/sftp:bookworm"
+RCLONE_TAG="catalogizer-test/rclone:bookworm"
+build_image "$SFTP_TAG" "$BASE_TAG" "$HERE/sftp" "$HERE/sftp/Dockerfile"
+build_image "$RCLONE_TAG" "$BASE_TAG" "$HERE/rclone" "$HERE/rclone/Dockerfile"
+
 # Superseded builds leave untagged images behind; drop only ours.
 docker image prune -f --filter "label=$HASH_LABEL" >/dev/null
 

@@ -15,7 +15,11 @@ API_V1 = f"{API_REPOSITORY}:v1"
 API_V2 = f"{API_REPOSITORY}:v2"
 API_BROKEN = f"{API_REPOSITORY}:broken"
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN)
+# Off-host backup targets (issue 11).
+SFTP = "catalogizer-test/sftp:bookworm"
+RCLONE = "catalogizer-test/rclone:bookworm"
+
+ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN, SFTP, RCLONE)
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.
