@@ -14,6 +14,7 @@ from components.preflight import Preflight, PreflightArgs
 from components.proxy import Proxy, ProxyArgs
 from components.redis import Redis, RedisArgs
 from components.restore import Restore, RestoreArgs
+from components.restore_drill import RestoreDrill, RestoreDrillArgs
 from components.secrets import Secrets, SecretsArgs
 from components.tls import Tls, TlsArgs
 from components.volumes import Volumes, VolumesArgs
@@ -26,7 +27,9 @@ image = ApiImage("api-image", ApiImageArgs(settings))
 api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
-preflight = Preflight("preflight", PreflightArgs(settings, rollout))
+# None without catalogizer:backup.repository: local dumps only, as before.
+repo_password = secrets.backup_repository_password
+preflight = Preflight("preflight", PreflightArgs(settings, rollout, repo_password))
 checked = [preflight.command]
 
 network = Network("network", NetworkArgs(settings))
@@ -38,14 +41,28 @@ redis = Redis("redis", RedisArgs(settings, network.name, volumes.names["redis-da
 tls = Tls("tls", TlsArgs(settings))
 
 backup = PreUpdateBackup(
-    "backup", PreUpdateBackupArgs(settings, postgres.container, postgres.container_name, pg_password, rollout)
+    "backup",
+    PreUpdateBackupArgs(settings, postgres.container, postgres.container_name, pg_password, rollout, repo_password),
 )
 gates: list[pulumi.Resource] = [*checked, postgres.container, redis.container, backup.command]
+# What writes to or reads the whole database during `pulumi up`; one at a time.
+database_hooks: list[pulumi.Resource] = [backup.command]
 if settings.restore is not None:
+    pushed = backup.summary.apply(lambda s: str(s.get("snapshot", "")))
     restore = Restore(
-        "restore", RestoreArgs(settings, settings.restore, postgres.container_name, pg_password, [backup.command])
+        "restore",
+        RestoreArgs(
+            settings,
+            settings.restore,
+            postgres.container_name,
+            pg_password,
+            [backup.command],
+            repo_password,
+            pushed,
+        ),
     )
     gates.append(restore.command)
+    database_hooks.append(restore.command)
     pulumi.export("lastRestore", restore.summary)
 api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
 proxy = Proxy(
@@ -70,9 +87,17 @@ containers: dict[str, pulumi.Input] = {
     "api": api.container_names,
     "nginx": proxy.container_name,
 }
+if repo_password is not None:
+    drill = RestoreDrill(
+        "restore-drill",
+        RestoreDrillArgs(settings, postgres.container_name, pg_password, repo_password, database_hooks, rollout),
+    )
+    pulumi.export("lastDrill", drill.summary)
+    pulumi.export("backupRepositoryPassword", pulumi.Output.secret(repo_password))
 if settings.backup.scheduler:
     scheduler = BackupScheduler(
-        "backup-scheduler", BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container])
+        "backup-scheduler",
+        BackupSchedulerArgs(settings, network.name, pg_password, [*checked, postgres.container], repo_password),
     )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:

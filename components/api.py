@@ -104,7 +104,7 @@ class Api(pulumi.ComponentResource):
         extra_labels = []
         if settings.restore is not None:
             # A restore must be followed by fresh API processes; a changed label forces that.
-            extra_labels.append({"label": LABEL_RESTORE, "value": settings.restore.sha256})
+            extra_labels.append({"label": LABEL_RESTORE, "value": settings.restore.identity})
         self.containers = []
         for index in range(settings.api.replicas):
             container = docker.Container(

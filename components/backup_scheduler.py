@@ -18,6 +18,9 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+# Share of the repository's data each scheduled check reads back and verifies (restic check
+# --read-data-subset); over a few weeks of nightly runs every pack is read at least once.
+CHECK_READ_DATA = "10%"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class BackupSchedulerArgs:
     network_name: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
     wait_for: Sequence[pulumi.Resource]
+    repository_password: pulumi.Input[str] | None = None
 
 
 class BackupScheduler(pulumi.ComponentResource):
@@ -64,12 +68,17 @@ class BackupScheduler(pulumi.ComponentResource):
                     f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
                     f"STACK_NAME={settings.name_prefix}",
                 ]
+            )
+            if settings.backup.offsite is None
+            else pulumi.Output.all(args.postgres_password, args.repository_password).apply(
+                lambda values: pulumi.Output.secret(scheduler_env(settings, values[0], values[1]))
             ),
             volumes=[
                 # Same folder as the pre-update dumps: one naming scheme, one retention.
                 docker.ContainerVolumeArgs(host_path=str(settings.backup.dir), container_path=BACKUP_MOUNT),
                 # The schedule is in host time, as the runbook's crontab was.
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
+                *offsite_volumes(settings),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
@@ -77,3 +86,38 @@ class BackupScheduler(pulumi.ComponentResource):
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.register_outputs({"container_name": self.container.name})
+
+
+def scheduler_env(settings: Settings, pg_password: str, repository_password: str) -> list[str]:
+    """The environment with an off-host repository: the dump's, restic's and the drill's."""
+    offsite = settings.backup.offsite
+    assert offsite is not None
+    pg = settings.postgres
+    return [
+        f"PGHOST={POSTGRES_ALIAS}",
+        f"PGUSER={pg.user}",
+        f"PGDATABASE={pg.database}",
+        f"PGPASSWORD={pg_password}",
+        f"BACKUP_DIR={BACKUP_MOUNT}",
+        f"BACKUP_KEEP={settings.backup.keep}",
+        f"BACKUP_SCHEDULE={settings.backup.schedule}",
+        f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
+        f"STACK_NAME={settings.name_prefix}",
+        f"RESTIC_REPOSITORY={offsite.repository}",
+        f"RESTIC_PASSWORD={repository_password}",
+        f"BACKUP_KEEP_DAILY={offsite.keep_daily}",
+        f"BACKUP_KEEP_WEEKLY={offsite.keep_weekly}",
+        f"BACKUP_CHECK_READ_DATA={CHECK_READ_DATA}",
+        f"DRILL_SCHEDULE={offsite.drill_schedule}",
+        f"BACKUP_SECRET_ENV={','.join(offsite.env_names)}",
+        *(f"{name}={value}" for name, value in settings.backup_env.items()),
+    ]
+
+
+def offsite_volumes(settings: Settings) -> list[docker.ContainerVolumeArgs]:
+    """A local-folder repository is mounted at its own path, so RESTIC_REPOSITORY means the same inside."""
+    offsite = settings.backup.offsite
+    if offsite is None or offsite.local_folder is None:
+        return []
+    folder = str(offsite.local_folder)
+    return [docker.ContainerVolumeArgs(host_path=folder, container_path=folder)]

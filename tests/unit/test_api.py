@@ -46,7 +46,14 @@ def test_api_container_shape(prod: Deployment) -> None:
     media, logs = api.inputs["mounts"]
     assert media == {"target": "/media", "type": "bind", "source": "/opt/catalogizer/media", "readOnly": True}
     assert logs == {"target": "/app/logs", "type": "volume", "source": "catalogizer-api-logs"}
-    assert api.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]
+    assert api.inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://localhost:8080/health",
+    ]
     assert api.inputs["wait"] is True and api.inputs["restart"] == "unless-stopped"
     assert api.inputs["memory"] == 2048
     assert api.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["api"]}]
