@@ -64,14 +64,14 @@ class Target:
             ]  # fmt: skip
         return subprocess.run(argv, env=full, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def restic(self, *args: str, password: str) -> subprocess.CompletedProcess[str]:
+    def restic(self, *args: str, password: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         """restic as an operator would run it by hand, to inspect the repository."""
         env = {"PATH": os.environ["PATH"], "RESTIC_REPOSITORY": self.repository, "RESTIC_PASSWORD": password}
         argv = ["restic", "--no-cache", *args]
         if self.ssh_home is not None:
             argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                     'mount --bind "$0" /root && exec "$@"', str(self.ssh_home), *argv]  # fmt: skip
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
 
 
 def local_target(work: Path) -> Target:

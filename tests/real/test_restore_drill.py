@@ -1,0 +1,107 @@
+"""scripts/restore_drill.py against a real PostgreSQL and a real restic repository.
+
+The drill restores the newest off-host snapshot into a scratch database and compares it with
+the manifest taken with the dump. It must pass on a good copy, and fail on a damaged pack file
+and on a dump whose row counts differ from its manifest; the live database is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from docker.models.containers import Container
+from docker_harness import DockerScope
+from offsite_targets import BACKUP, DRILL, PREFLIGHT, Target, hook_env, local_target, preflight_env
+from services import psql_exec, start_postgres
+
+SCRATCH_EXISTS = "SELECT count(*) FROM pg_database WHERE datname = 'catalogizer_restore_drill'"
+
+
+@pytest.fixture
+def pushed(docker_scope: DockerScope, tmp_path: Path) -> tuple[Container, Target, dict[str, str], dict]:
+    """A database with two tables, one verified dump of it pushed to a local repository."""
+    pg_password, repo_password = "pg-" + os.urandom(12).hex(), "repo-" + os.urandom(16).hex()
+    pg = start_postgres(docker_scope, docker_scope.network(), docker_scope.volume("pg-data"), pg_password)
+    psql_exec(
+        docker_scope,
+        pg,
+        "CREATE TABLE media (id serial PRIMARY KEY, title text, seen timestamptz DEFAULT now());"
+        "INSERT INTO media (title) SELECT 'title ' || g FROM generate_series(1, 2000) g;"
+        "CREATE TABLE tags (name text); INSERT INTO tags SELECT 'tag ' || g FROM generate_series(1, 40) g;",
+    )
+    target = local_target(tmp_path)
+    backups = tmp_path / "backups"
+    assert target.run(PREFLIGHT, preflight_env(backups, target, repo_password)).returncode == 0
+    env = hook_env(pg, pg_password, backups, target, repo_password, BACKUP_KIND="scheduled")
+    result = target.run(BACKUP, env)
+    assert result.returncode == 0, result.stderr
+    return pg, target, env, json.loads(result.stdout)
+
+
+def drill(target: Target, env: dict[str, str]) -> tuple[int, dict, str]:
+    result = target.run(DRILL, env)
+    for secret in (env["PGPASSWORD"], env["RESTIC_PASSWORD"]):
+        assert secret not in result.stdout + result.stderr + target.argv_log.read_text()
+    record = json.loads((Path(env["BACKUP_DIR"]) / "cztest_restore-drill.json").read_text())
+    return result.returncode, record, result.stderr
+
+
+def test_a_good_copy_passes_and_the_live_database_is_untouched(
+    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict]
+) -> None:
+    pg, target, env, summary = pushed
+    code, record, stderr = drill(target, env)
+    assert code == 0, stderr
+    assert record["ok"] is True and record["snapshot"] == summary["snapshot"] and record["kind"] == "scheduled"
+    assert record["tables"] == 2 and record["rows"] == 2040 and record["differences"] == []
+    assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
+    assert psql_exec(docker_scope, pg, "SELECT count(*) FROM media") == "2000"
+    assert not list(Path(env["BACKUP_DIR"]).glob(".drill-*"))
+
+
+def test_a_damaged_pack_file_fails_the_drill(
+    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict]
+) -> None:
+    pg, target, env, _ = pushed
+    packs = sorted((Path(target.repository) / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    largest = packs[-1]
+    data = bytearray(largest.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    largest.chmod(0o600)  # restic writes packs read-only
+    largest.write_bytes(bytes(data))
+    code, record, stderr = drill(target, env)
+    assert code == 1 and record["ok"] is False
+    assert "restore drill failed: restic dump" in stderr and record["error"].startswith("restic dump")
+    assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
+
+
+def test_a_dump_whose_row_counts_differ_fails_the_drill(
+    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict], tmp_path: Path
+) -> None:
+    pg, target, env, summary = pushed
+    # The same dump, pushed again with a manifest that promised one more row than it holds.
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    dump = Path(summary["file"])
+    for suffix in ("", ".sha256", ".manifest.json"):
+        shutil.copy(dump.with_name(dump.name + suffix), forged)
+    manifest_file = forged / (dump.name + ".manifest.json")
+    manifest = json.loads(manifest_file.read_text())
+    manifest["tables"]["public.media"]["rows"] += 1
+    manifest_file.write_text(json.dumps(manifest))
+    names = [p.name for p in forged.iterdir()]
+    backed_up = target.restic(
+        "backup", "--host", "cztest", "--tag", "stack=cztest,kind=scheduled", *names, password=env["RESTIC_PASSWORD"],
+        cwd=forged,
+    )  # fmt: skip
+    assert backed_up.returncode == 0, backed_up.stderr
+    code, record, stderr = drill(target, env)
+    assert code == 1 and record["ok"] is False
+    assert record["differences"] == ["public.media: 2000 rows restored, 2001 when dumped"]
+    assert "public.media: 2000 rows restored, 2001 when dumped" in stderr
+    assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
