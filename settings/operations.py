@@ -62,14 +62,18 @@ def load_backup(loader: Loader, app_env: str, env_names: tuple[str, ...] = ()) -
     schedule = s.text("schedule", "0 2 * * *")
     assert directory is not None and keep is not None and schedule is not None
     _check_cron(s, "schedule", schedule, "'0 2 * * *' for daily at 02:00 host time")
-    return BackupSettings(
-        dir=resolve(directory),
-        keep=keep,
-        # The runbook's nightly dump is a production habit; other stacks opt in.
-        scheduler=s.boolean("scheduler", app_env == "production"),
-        schedule=schedule,
-        offsite=_load_offsite(s, env_names),
-    )
+    # The runbook's nightly dump is a production habit; other stacks opt in.
+    scheduler = s.boolean("scheduler", app_env == "production")
+    offsite = _load_offsite(s, env_names)
+    if offsite is not None and scheduler and offsite.repository.startswith("sftp:"):
+        # restic's sftp backend runs ssh(1), which needs a key and known_hosts; the scheduler
+        # container has neither, so every scheduled push would fail.
+        raise ConfigError(
+            f"{s.key}.repository: an sftp: repository is reached with the deploying user's ssh setup, which the "
+            f"backup-scheduler container does not have. Use a local folder, rest: or s3: repository, or set "
+            f"{s.key}.scheduler to false."
+        )
+    return BackupSettings(dir=resolve(directory), keep=keep, scheduler=scheduler, schedule=schedule, offsite=offsite)
 
 
 def _check_cron(s: Section, name: str, value: str, example: str) -> None:

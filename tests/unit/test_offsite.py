@@ -67,7 +67,7 @@ def test_scheduler_pushes_checks_and_drills(offsite: Deployment) -> None:
 
 
 def test_remote_repositories_are_not_mounted(workspace: Workspace) -> None:
-    deployment = workspace.deploy("prod", {"backup": {"repository": "sftp:backup@vault:/srv/catalogizer"}})
+    deployment = workspace.deploy("prod", {"backup": {"repository": "rest:https://vault.example.com/catalogizer"}})
     scheduler = deployment.container("backup-scheduler")
     assert [v["containerPath"] for v in scheduler.inputs["volumes"]] == ["/backups", "/etc/localtime"]
 
@@ -150,3 +150,12 @@ def test_backend_variables_must_be_secret(workspace: Workspace) -> None:
 def test_backend_variables_need_a_repository(workspace: Workspace) -> None:
     failure = workspace.fails("dev", secrets={"backupRepositoryEnv": json.dumps(BACKEND)})
     assert "backupRepositoryEnv" in str(failure.error) and "backup.repository is not" in str(failure.error)
+
+
+def test_sftp_with_the_scheduler_is_refused_and_works_without_it(workspace: Workspace) -> None:
+    sftp = {"repository": "sftp:backup@vault:/srv/catalogizer"}
+    failure = workspace.fails("prod", {"backup": sftp})
+    assert "catalogizer:backup.repository" in str(failure.error) and "scheduler to false" in str(failure.error)
+    hooks_only = workspace.deploy("prod", {"backup": {**sftp, "scheduler": False}})
+    env = hooks_only.named("backup-pg-dump").inputs["environment"]
+    assert env["RESTIC_REPOSITORY"] == "sftp:backup@vault:/srv/catalogizer"
