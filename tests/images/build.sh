@@ -20,6 +20,8 @@ REDIS_TAG="catalogizer-test/redis:7"
 NGINX_TAG="catalogizer-test/nginx:1.22"
 PYRT_TAG="catalogizer-test/python-runtime:bookworm"
 API_REPO="catalogizer-test/api-standin"
+PROMETHEUS_TAG="catalogizer-test/prometheus:2"
+GRAFANA_TAG="catalogizer-test/grafana-standin:11"
 
 # Bump to invalidate the cached base image when the debootstrap recipe changes.
 BASE_RECIPE_VERSION=1
@@ -232,10 +234,11 @@ build_image() {
 total_start=$SECONDS
 build_base
 
-# The four service images only share the base, and their builds are dominated
+# The service images only share the base, and their builds are dominated
 # by apt downloads, so run them concurrently.
 pids=()
-for spec in "postgres:$POSTGRES_TAG" "redis:$REDIS_TAG" "nginx:$NGINX_TAG" "python-runtime:$PYRT_TAG"; do
+for spec in "postgres:$POSTGRES_TAG" "redis:$REDIS_TAG" "nginx:$NGINX_TAG" "python-runtime:$PYRT_TAG" \
+    "prometheus:$PROMETHEUS_TAG"; do
     name="${spec%%:*}"
     tag="${spec#*:}"
     build_image "$tag" "$BASE_TAG" "$HERE/$name" "$HERE/$name/Dockerfile" &
@@ -246,6 +249,9 @@ for pid in "${pids[@]}"; do
     wait "$pid" || failed=1
 done
 [ "$failed" -eq 0 ] || die "one or more service images failed to build"
+
+# Not Grafana: a documented stand-in (grafana-standin/Dockerfile), on the Python runtime.
+build_image "$GRAFANA_TAG" "$PYRT_TAG" "$HERE/grafana-standin" "$HERE/grafana-standin/Dockerfile"
 
 # The stand-in API is built the way the deploy program builds Catalogizer: repo
 # root as context, catalog-api/Dockerfile as the Dockerfile.

@@ -9,6 +9,9 @@ POSTGRES = "catalogizer-test/postgres:15"
 REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"
+# Debian's real Prometheus; Grafana is a stand-in (see grafana-standin/Dockerfile).
+PROMETHEUS = "catalogizer-test/prometheus:2"
+GRAFANA_STANDIN = "catalogizer-test/grafana-standin:11"
 
 API_REPOSITORY = "catalogizer-test/api-standin"
 API_V1 = f"{API_REPOSITORY}:v1"
@@ -19,7 +22,20 @@ API_BROKEN = f"{API_REPOSITORY}:broken"
 SFTP = "catalogizer-test/sftp:bookworm"
 RCLONE = "catalogizer-test/rclone:bookworm"
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN, SFTP, RCLONE)
+ALL = (
+    BASE,
+    POSTGRES,
+    REDIS,
+    NGINX,
+    PYTHON_RUNTIME,
+    PROMETHEUS,
+    GRAFANA_STANDIN,
+    API_V1,
+    API_V2,
+    API_BROKEN,
+    SFTP,
+    RCLONE,
+)
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.

@@ -96,7 +96,8 @@ class ClientLoop:
 class Stack:
     """The rehearsal stack's config, engine and helpers; `results` records each scenario."""
 
-    def __init__(self, scope: DockerScope, root: Path, config: pytest.Config) -> None:
+    def __init__(self, scope: DockerScope, root: Path, config: pytest.Config, stack: str = STACK) -> None:
+        self.stack = stack
         self.scope = scope
         self.pytest_config = config
         self.root = root
@@ -113,7 +114,7 @@ class Stack:
         self.outputs: dict[str, Any] = {}
         self.notes: dict[str, Any] = {}
         self.summaries: list[str] = []
-        base = stack_config(STACK)
+        base = stack_config(stack)
         self.base_config = base
         # Only what must be unique per run, plus short health timeouts and small memory floors.
         self.overrides: dict[str, dict[str, Any]] = {
@@ -143,7 +144,7 @@ class Stack:
         return config
 
     def up(self) -> Any:
-        result = self.rehearsal.up(STACK, self.config())
+        result = self.rehearsal.up(self.stack, self.config())
         self.outputs = result.outputs
         return result
 
