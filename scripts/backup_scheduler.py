@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import signal
 import sys
 import time
@@ -60,7 +61,8 @@ def check(now: datetime.datetime | None = None) -> tuple[bool, str]:
     due = schedule.previous_at_or_before(now - grace).timestamp()
     started = float(status.get("started", 0))  # type: ignore[arg-type]
     last_success = float(status.get("lastSuccess", 0))  # type: ignore[arg-type]
-    offsite_problem = offsite_health(status)
+    # Without a repository the rule stays as before: unhealthy only once a dump is overdue.
+    offsite_problem = offsite_health(status) if os.environ.get("RESTIC_REPOSITORY") else None
     if offsite_problem:
         return False, offsite_problem
     if started > due or last_success >= due:

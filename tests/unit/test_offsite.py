@@ -4,6 +4,7 @@ the scheduler, the generated repository password, the drill hook and restoreFrom
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from program import Deployment
@@ -159,3 +160,18 @@ def test_sftp_with_the_scheduler_is_refused_and_works_without_it(workspace: Work
     hooks_only = workspace.deploy("prod", {"backup": {**sftp, "scheduler": False}})
     env = hooks_only.named("backup-pg-dump").inputs["environment"]
     assert env["RESTIC_REPOSITORY"] == "sftp:backup@vault:/srv/catalogizer"
+
+
+def test_hooks_scrub_the_backend_variables_they_were_told_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hook scripts import each other flat, as they run: from their own folder.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "scripts"))
+    from hooklib import scrub
+    from offsite import redacted
+
+    monkeypatch.setenv("RESTIC_PASSWORD", "repository-password-1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "backend-secret-value-123")
+    monkeypatch.setenv("BACKUP_SECRET_ENV", "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY")
+    text = scrub("Fatal: repository-password-1 rejected, key backend-secret-value-123")
+    assert text == "Fatal: *** rejected, key ***"
+    assert redacted("rest:https://user:pw@vault.example.com:8000/x") == "rest:https://***@vault.example.com:8000/x"
+    assert redacted("s3:s3.amazonaws.com/bucket") == "s3:s3.amazonaws.com/bucket"
