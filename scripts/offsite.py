@@ -32,8 +32,9 @@ RESTIC = "restic"
 # dumps so neither the operator's home nor the scheduler's image fills up.
 CACHE_FOLDER = ".restic-cache"
 TIMEOUT = 6 * 3600
-# restic's check: "--read-data-subset ... 'x%' ... for a random subset" (restic check --help).
-DEFAULT_READ_SUBSET = "10%"
+# The scheduler passes BACKUP_CHECK_READ_DATA, e.g. 10%: restic check --help, "--read-data-subset
+# ... 'x%' ... for a random subset".
+SHADOWING_ENV = ("RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE")
 
 
 def redacted(repository: str) -> str:
@@ -106,7 +107,9 @@ class Repository:
     def ensure_initialised(self) -> bool:
         """True when this call created the repository (restic init), False when it existed."""
         try:
-            # `cat config` needs the repository and the password, and changes nothing.
+            # `cat config` needs the repository and the password, and changes nothing (restic docs,
+            # 075_scripting "Check if a repository is already initialized"). restic before 0.17
+            # exits 1 for a missing repository and for any other error alike, so init decides.
             self.run("cat", "config", timeout=300)
             return False
         except HookError as missing:
@@ -135,8 +138,10 @@ class Repository:
                 message = json.loads(line)
             except ValueError:
                 continue
+            # The summary names the snapshot: short in restic 0.14 (Debian bookworm), full since
+            # restic PR #3993 (0.15); the 8-character prefix is what `snapshots --json` calls short_id.
             if message.get("message_type") == "summary" and message.get("snapshot_id"):
-                return str(message["snapshot_id"])
+                return str(message["snapshot_id"])[:8]
         raise HookError("restic backup finished without naming its snapshot")
 
     def forget(self, keep: int) -> None:
@@ -146,7 +151,8 @@ class Repository:
             value = env_int(name, 0)
             if value > 0:
                 policy += [flag, str(value)]
-        # group-by '' puts all of the stack's snapshots in one group: the default (host,paths)
+        # `--group-by ''` (restic forget --help: "disable grouping with ''") puts all of the stack's
+        # snapshots in one group: the default (host,paths)
         # would make each dump, whose file name is new, a group of its own and never forget one.
         self.run("forget", "--prune", "--tag", self.tag, "--group-by", "", *policy)
 
