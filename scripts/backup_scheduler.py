@@ -30,7 +30,7 @@ from backup import Database, apply_retention, safe_stack_name, take_backup, writ
 from cron import CronSchedule
 from hooklib import HookError, env, env_int, scrub
 from offsite import Repository
-from restore_drill import drill
+from restore_drill import RECORD_SUFFIX, drill
 
 DEFAULT_STATUS_FILE = "/var/lib/catalogizer-backup/status.json"
 
@@ -75,11 +75,22 @@ def offsite_health(status: dict[str, object]) -> str | None:
     """Why the off-host side is unhealthy now, or None: the latest attempt failed, or the last drill did."""
     if float(status.get("lastFailure", 0)) > float(status.get("lastSuccess", 0)):  # type: ignore[arg-type]
         return f"the last scheduled backup failed: {status.get('lastError')}"
-    last_drill = status.get("lastDrill")
+    last_drill = last_drill_record() or status.get("lastDrill")
     if isinstance(last_drill, dict) and not last_drill.get("ok"):
         detail = last_drill.get("error") or "; ".join(last_drill.get("differences") or [])
         return f"the restore drill of snapshot {last_drill.get('snapshot', '?')} failed: {detail}"
     return None
+
+
+def last_drill_record() -> dict[str, object] | None:
+    """The newest drill's record in the backup folder: the scheduler's, or one run by hand after a
+    fix (scripts/restore_drill.py writes the same file), which then clears the unhealthy state."""
+    try:
+        stack = safe_stack_name(env("STACK_NAME"))
+        record = json.loads((Path(env("BACKUP_DIR")) / f"{stack}{RECORD_SUFFIX}").read_text())
+    except (OSError, ValueError, HookError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def run_once(

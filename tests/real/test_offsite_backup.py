@@ -139,9 +139,7 @@ def test_a_failed_push_fails_the_hook_and_keeps_the_local_dump(
     assert len(list(backups.glob("cztest_*.dump"))) == 1
 
 
-def test_a_wrong_repository_password_is_refused_without_echoing_it(
-    database: tuple[Container, str], tmp_path: Path
-) -> None:
+def test_a_wrong_repository_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
     target = local_target(tmp_path)
     backups = tmp_path / "backups"
     good, wrong = "repo-" + os.urandom(8).hex(), "repo-" + os.urandom(8).hex()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from docker.models.containers import Container
 from docker_harness import DockerScope
 from offsite_targets import BACKUP, DRILL, PREFLIGHT, Target, hook_env, local_target, preflight_env
-from services import psql_exec, start_postgres
+from services import SCRIPTS, psql_exec, start_postgres
 
 SCRATCH_EXISTS = "SELECT count(*) FROM pg_database WHERE datname = 'catalogizer_restore_drill'"
 
@@ -50,10 +51,22 @@ def drill(target: Target, env: dict[str, str]) -> tuple[int, dict, str]:
     return result.returncode, record, result.stderr
 
 
-def test_a_good_copy_passes_and_the_live_database_is_untouched(
-    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict]
+def scheduler_health(target: Target, env: dict[str, str]) -> tuple[int, str]:
+    """The scheduler's health check (`--check`) reading the drill record in the backup folder."""
+    status = Path(env["BACKUP_DIR"]) / "scheduler-status.json"
+    status.write_text(json.dumps({"started": time.time()}))
+    health_env = {**env, "BACKUP_SCHEDULE": "0 2 * * *", "BACKUP_STATUS_FILE": str(status)}
+    result = target.run(SCRIPTS / "backup_scheduler.py", health_env, "--check")
+    return result.returncode, result.stdout
+
+
+def test_a_good_copy_passes_a_forged_manifest_and_a_damaged_pack_fail(
+    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict], tmp_path: Path
 ) -> None:
+    # One database and repository for the three cases (each a real restore), damage last.
     pg, target, env, summary = pushed
+
+    # 1. The copy just pushed restores and matches; the live database is untouched.
     code, record, stderr = drill(target, env)
     assert code == 0, stderr
     assert record["ok"] is True and record["snapshot"] == summary["snapshot"] and record["kind"] == "scheduled"
@@ -61,30 +74,9 @@ def test_a_good_copy_passes_and_the_live_database_is_untouched(
     assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
     assert psql_exec(docker_scope, pg, "SELECT count(*) FROM media") == "2000"
     assert not list(Path(env["BACKUP_DIR"]).glob(".drill-*"))
+    assert scheduler_health(target, env) == (0, "last dump none yet\n")
 
-
-def test_a_damaged_pack_file_fails_the_drill(
-    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict]
-) -> None:
-    pg, target, env, _ = pushed
-    packs = sorted((Path(target.repository) / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
-    largest = packs[-1]
-    data = bytearray(largest.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
-    largest.chmod(0o600)  # restic writes packs read-only
-    largest.write_bytes(bytes(data))
-    code, record, stderr = drill(target, env)
-    assert code == 1 and record["ok"] is False
-    assert "restore drill failed: restic dump" in stderr and record["error"].startswith("restic dump")
-    assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
-
-
-def test_a_dump_whose_row_counts_differ_fails_the_drill(
-    docker_scope: DockerScope, pushed: tuple[Container, Target, dict[str, str], dict], tmp_path: Path
-) -> None:
-    pg, target, env, summary = pushed
-    # The same dump, pushed again with a manifest that promised one more row than it holds.
+    # 2. The same dump pushed again with a manifest that promised one more row than it holds.
     forged = tmp_path / "forged"
     forged.mkdir()
     dump = Path(summary["file"])
@@ -105,3 +97,19 @@ def test_a_dump_whose_row_counts_differ_fails_the_drill(
     assert record["differences"] == ["public.media: 2000 rows restored, 2001 when dumped"]
     assert "public.media: 2000 rows restored, 2001 when dumped" in stderr
     assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
+
+    # 3. A damaged pack file (the largest: the dump's data) fails the restore itself.
+    packs = [p for p in (Path(target.repository) / "data").rglob("*") if p.is_file()]
+    largest = max(packs, key=lambda p: p.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    largest.chmod(0o600)  # restic writes packs read-only
+    largest.write_bytes(bytes(data))
+    code, record, stderr = drill(target, env)
+    assert code == 1 and record["ok"] is False
+    assert "restore drill failed: restic dump" in stderr and record["error"].startswith("restic dump")
+    assert psql_exec(docker_scope, pg, SCRATCH_EXISTS) == "0"
+    # The scheduler reads the same record: unhealthy, naming the snapshot and the error.
+    code, message = scheduler_health(target, env)
+    assert code == 1 and message.startswith(f"the restore drill of snapshot {record['snapshot']} failed: restic dump")
