@@ -18,6 +18,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,13 @@ TIMEOUT = 6 * 3600
 # The scheduler passes BACKUP_CHECK_READ_DATA, e.g. 10%: restic check --help, "--read-data-subset
 # ... 'x%' ... for a random subset".
 SHADOWING_ENV = ("RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_REPOSITORY_FILE")
+# restic 0.14's `check` and `prune` lock the repository exclusively, and a `backup` meanwhile exits
+# 1 with "unable to create lock in backend: repository is already locked exclusively by PID ..."
+# (seen with Debian's restic 0.14.0: `check --read-data` in the background, `backup` beside it).
+# restic 0.16 added --retry-lock; for 0.14 we wait and retry, bounded, so the scheduler's nightly
+# check and a deploy's push at the same moment do not fail the deploy.
+LOCKED = "repository is already locked"
+LOCK_WAIT_SECONDS = 600
 
 
 def redacted(repository: str) -> str:
@@ -86,17 +95,40 @@ class Repository:
         self.cache_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cache_dir.mkdir(exist_ok=True, mode=0o700)
         argv = [RESTIC, "--cache-dir", str(self.cache_dir), *args]
-        try:
-            result = subprocess.run(
-                argv,
-                cwd=cwd,
-                stdout=stdout,
-                stderr=subprocess.PIPE,
-                timeout=timeout,
-                check=False,  # type: ignore[arg-type]
+        # An operator's shell may export restic's other password and repository sources (restic
+        # docs, 075_scripting: RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND, RESTIC_REPOSITORY_FILE);
+        # the stack's repository and password must be the ones used.
+        environment = {k: v for k, v in os.environ.items() if k not in SHADOWING_ENV}
+        give_up = time.monotonic() + env_int("BACKUP_LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS)
+        pause = 2.0
+        while True:
+            if hasattr(stdout, "seek"):
+                # A retried `dump` must not append to what the failed attempt wrote.
+                stdout.seek(0)  # type: ignore[attr-defined]
+                stdout.truncate()  # type: ignore[attr-defined]
+            try:
+                result = subprocess.run(
+                    argv,
+                    cwd=cwd,
+                    env=environment,
+                    stdout=stdout,  # type: ignore[arg-type]
+                    stderr=subprocess.PIPE,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise HookError(
+                    f"restic {args[0]} on {redacted(self.location)} timed out after {timeout:.0f}s"
+                ) from None
+            if result.returncode == 0 or LOCKED not in result.stderr.decode(errors="replace"):
+                break
+            if time.monotonic() + pause > give_up:
+                break
+            sys.stderr.write(
+                f"restic {args[0]}: the repository is locked by another restic; retrying in {pause:.0f}s\n"
             )
-        except subprocess.TimeoutExpired:
-            raise HookError(f"restic {args[0]} on {redacted(self.location)} timed out after {timeout:.0f}s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
         if result.returncode != 0:
             detail = scrub(result.stderr.decode(errors="replace")).strip().splitlines()[-3:]
             raise HookError(

@@ -148,3 +148,41 @@ def test_a_wrong_repository_password_is_refused_without_echoing_it(tmp_path: Pat
     assert refused.returncode == 1 and "preflight failed: restic cat on" in refused.stderr
     assert "cannot be initialised" in refused.stderr
     assert wrong not in refused.stderr + refused.stdout + target.argv_log.read_text()
+
+
+def test_a_locked_repository_is_waited_for_and_shadowing_password_sources_are_ignored(
+    database: tuple[Container, str], tmp_path: Path
+) -> None:
+    pg, pg_password = database
+    target = local_target(tmp_path)
+    backups = tmp_path / "backups"
+    repo_password = "repo-" + os.urandom(8).hex()
+    assert target.run(PREFLIGHT, preflight_env(backups, target, repo_password)).returncode == 0
+    # restic 0.14 refuses a backup while another restic holds an exclusive lock (its `check`):
+    # the first `backup` answers with the message restic 0.14.0 printed in that case, then the real one runs.
+    locked_once = tmp_path / "locked-once"
+    locked_once.mkdir()
+    marker = tmp_path / "refused"
+    (locked_once / "restic").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$3" = backup ] && [ ! -e {marker} ]; then touch {marker}; '
+        'echo "unable to create lock in backend: repository is already locked exclusively by PID 1 on vm by root '
+        '(UID 0, GID 0)" >&2; exit 1; fi\n'
+        f'exec {target.work / "bin" / "restic"} "$@"\n'
+    )
+    (locked_once / "restic").chmod(0o755)
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not the repository password\n")
+    env = {
+        **hook_env(pg, pg_password, backups, target, repo_password),
+        "PATH": f"{locked_once}:{target.work / 'bin'}:{os.environ['PATH']}",
+        # restic 0.14 prefers RESTIC_PASSWORD_FILE over RESTIC_PASSWORD (an operator's shell may export it).
+        "RESTIC_PASSWORD_FILE": str(wrong),
+        "BACKUP_LOCK_WAIT_SECONDS": "30",
+    }
+    result = target.run(BACKUP, env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        marker.exists() and "restic backup: the repository is locked by another restic; retrying in 2s" in result.stderr
+    )
+    assert json.loads(result.stdout)["remoteSnapshots"] == 1
