@@ -2,10 +2,12 @@
 
 import pulumi
 
-from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint
+from components.alertmanager import Alertmanager, AlertmanagerArgs
+from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint, version_alias
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.exporters import Exporters, ExportersArgs
 from components.health import HealthCheck, HealthCheckArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -27,6 +29,7 @@ image = ApiImage("api-image", ApiImageArgs(settings))
 api_secrets = ApiSecrets(pg_password, redis_password, secrets.jwt_secret, secrets.admin_password)
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
+api_alias = version_alias(rollout, settings)
 # None without catalogizer:backup.repository: local dumps only, as before.
 repo_password = secrets.backup_repository_password
 preflight = Preflight("preflight", PreflightArgs(settings, rollout, repo_password))
@@ -56,6 +59,7 @@ if settings.restore is not None:
             settings.restore,
             postgres.container_name,
             pg_password,
+            volumes.names["nginx-config"],
             [backup.command],
             repo_password,
             pushed,
@@ -64,9 +68,20 @@ if settings.restore is not None:
     gates.append(restore.command)
     database_hooks.append(restore.command)
     pulumi.export("lastRestore", restore.summary)
-api = Api("api", ApiArgs(settings, image.ref, api_env, network.name, volumes.names["api-logs"], gates))
+api = Api("api", ApiArgs(settings, image.ref, api_env, api_alias, network.name, volumes.names["api-logs"], gates))
+# Traffic moves to the new version only after its containers are healthy.
 proxy = Proxy(
-    "proxy", ProxyArgs(settings, network.name, volumes.names["nginx-logs"], tls.cert_pem, tls.key_pem, checked)
+    "proxy",
+    ProxyArgs(
+        settings,
+        network.name,
+        volumes.names["nginx-logs"],
+        volumes.names["nginx-config"],
+        tls.cert_pem,
+        tls.key_pem,
+        api_alias,
+        [*checked, *api.containers],
+    ),
 )
 health = HealthCheck(
     "health",
@@ -101,6 +116,13 @@ if settings.backup.scheduler:
     )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
+    scraped = [*checked, postgres.container, redis.container, proxy.container]
+    exporters = Exporters(
+        "exporters", ExportersArgs(settings, network.name, pg_password, redis_password, tls.cert_pem, scraped)
+    )
+    smtp = settings.secrets.get("alertsSmtpPassword")  # made secret inside the component
+    alertmanager = Alertmanager("alertmanager", AlertmanagerArgs(settings, network.name, smtp, checked))
+    containers.update(exporters.container_names, alertmanager=alertmanager.container.name)
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
@@ -128,4 +150,6 @@ pulumi.export("tlsCertificate", tls.cert_pem)
 pulumi.export("tlsExpiry", tls.expires_at)
 pulumi.export("preflight", preflight.summary)
 pulumi.export("lastBackup", backup.summary)
+pulumi.export("apiVersions", image.versions)
+pulumi.export("proxy", proxy.summary)
 pulumi.export("health", health.summary)

@@ -76,6 +76,20 @@ def api_environment(settings: Settings, secrets: ApiSecrets) -> pulumi.Output[li
     )
 
 
+def version_alias(rollout: pulumi.Input[str], settings: Settings) -> pulumi.Output[str]:
+    """The network alias of exactly this API version; nginx is switched to it once it is healthy.
+
+    A restore replaces the containers too (their restore label), so it makes a new version: the
+    dump's sha256, or `restic:<snapshot>` for an off-host one (which has no sha256 before the hook).
+    """
+    restored = settings.restore.identity if settings.restore is not None else ""
+    alias = pulumi.Output.from_input(rollout).apply(
+        lambda fingerprint: f"{NETWORK_ALIAS}-{hashlib.sha256((fingerprint + restored).encode()).hexdigest()[:12]}"
+    )
+    # 48 bits of a hash of a hash reveal nothing of the secrets in the environment.
+    return pulumi.Output.unsecret(alias)
+
+
 def rollout_fingerprint(image_ref: pulumi.Input[str], envs: pulumi.Input[list[str]]) -> pulumi.Output[str]:
     """Changes exactly when the API containers are replaced; the hooks use it as their trigger."""
     return pulumi.Output.all(image_ref, envs).apply(
@@ -88,6 +102,7 @@ class ApiArgs:
     settings: Settings
     image_ref: pulumi.Input[str]
     envs: pulumi.Input[list[str]]
+    version_alias: pulumi.Input[str]
     network_name: pulumi.Input[str]
     logs_volume: pulumi.Input[str]
     # Healthy Postgres and Redis, the pre-update backup and any restore come first.
@@ -122,12 +137,19 @@ class Api(pulumi.ComponentResource):
                 # which Gin answers 404 on GET-only routes (catalog-api/main.go registers /health for GET).
                 healthcheck=healthcheck(
                     ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
+                    # Every 2 s: the switch of traffic waits for the first passing probe.
+                    interval=2,
+                    retries=30,
                     start_period=20,
                 ),
                 stop_timeout=30,
                 destroy_grace_seconds=30,
                 networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])
+                    # `api` names every replica of every version (Prometheus scrapes them all);
+                    # nginx sends traffic only to the version alias it was switched to.
+                    docker.ContainerNetworksAdvancedArgs(
+                        name=args.network_name, aliases=[NETWORK_ALIAS, args.version_alias]
+                    )
                 ],
                 **managed_container(
                     settings,

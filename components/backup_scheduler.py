@@ -21,6 +21,9 @@ MEMORY_MB = 256
 # Share of the repository's data each scheduled check reads back and verifies (restic check
 # --read-data-subset); over a few weeks of nightly runs every pack is read at least once.
 CHECK_READ_DATA = "10%"
+# Prometheus scrapes the scheduler's state here (scripts/scheduler_metrics.py).
+NETWORK_ALIAS = "backup-scheduler"
+METRICS_PORT = 9188
 
 
 @dataclass(frozen=True)
@@ -51,27 +54,16 @@ class BackupScheduler(pulumi.ComponentResource):
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        pg = settings.postgres
         self.container = docker.Container(
             f"{name}-container",
             name=f"{settings.name_prefix}-backup-scheduler",
             image=image.repo_digest,
-            envs=pulumi.Output.secret(args.postgres_password).apply(
-                lambda password: [
-                    f"PGHOST={POSTGRES_ALIAS}",
-                    f"PGUSER={pg.user}",
-                    f"PGDATABASE={pg.database}",
-                    f"PGPASSWORD={password}",
-                    f"BACKUP_DIR={BACKUP_MOUNT}",
-                    f"BACKUP_KEEP={settings.backup.keep}",
-                    f"BACKUP_SCHEDULE={settings.backup.schedule}",
-                    f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
-                    f"STACK_NAME={settings.name_prefix}",
-                ]
-            )
-            if settings.backup.offsite is None
-            else pulumi.Output.all(args.postgres_password, args.repository_password).apply(
-                lambda values: pulumi.Output.secret(scheduler_env(settings, values[0], values[1]))
+            envs=(
+                pulumi.Output.secret(args.postgres_password).apply(lambda password: scheduler_env(settings, password))
+                if settings.backup.offsite is None
+                else pulumi.Output.all(args.postgres_password, args.repository_password).apply(
+                    lambda values: pulumi.Output.secret(scheduler_env(settings, values[0], values[1]))
+                )
             ),
             volumes=[
                 # Same folder as the pre-update dumps: one naming scheme, one retention.
@@ -81,19 +73,17 @@ class BackupScheduler(pulumi.ComponentResource):
                 *offsite_volumes(settings),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.register_outputs({"container_name": self.container.name})
 
 
-def scheduler_env(settings: Settings, pg_password: str, repository_password: str) -> list[str]:
-    """The environment with an off-host repository: the dump's, restic's and the drill's."""
-    offsite = settings.backup.offsite
-    assert offsite is not None
+def scheduler_env(settings: Settings, pg_password: str, repository_password: str | None = None) -> list[str]:
+    """The dump's environment, the metrics port and, with an off-host repository, restic's and the drill's."""
     pg = settings.postgres
-    return [
+    env = [
         f"PGHOST={POSTGRES_ALIAS}",
         f"PGUSER={pg.user}",
         f"PGDATABASE={pg.database}",
@@ -103,6 +93,14 @@ def scheduler_env(settings: Settings, pg_password: str, repository_password: str
         f"BACKUP_SCHEDULE={settings.backup.schedule}",
         f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
         f"STACK_NAME={settings.name_prefix}",
+        f"BACKUP_METRICS_PORT={METRICS_PORT}",
+    ]
+    offsite = settings.backup.offsite
+    if offsite is None:
+        return env
+    assert repository_password is not None
+    return [
+        *env,
         f"RESTIC_REPOSITORY={offsite.repository}",
         f"RESTIC_PASSWORD={repository_password}",
         f"BACKUP_KEEP_DAILY={offsite.keep_daily}",

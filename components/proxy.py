@@ -1,37 +1,66 @@
-"""nginx in front of the API: TLS termination, rate limits, WebSocket upgrade."""
+"""nginx in front of the API: TLS termination, rate limits, WebSocket upgrade.
+
+The container is only the process and its ports. Its configuration (nginx.conf, the
+certificate and key) lives in a volume and is applied by the `proxy-config` hook with
+`nginx -t` and a reload: switching traffic to a new API version, a renewed certificate or
+new limits never replace the container, so nginx keeps every connection it has.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from components.api import NETWORK_ALIAS as API_ALIAS
 from components.container_defaults import container_options, healthcheck, managed_container
+from components.hook_support import docker_env, exported_summary, hook_command
 from rendering.nginx import NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
-CONF_PATH = "/etc/nginx/nginx.conf"
+LIVE_DIR = "/etc/nginx/live"
+# nginx follows this symlink on every reload; the hook flips it between two slots.
+LIVE_CONF = f"{LIVE_DIR}/current/nginx.conf"
+MAINTENANCE_FLAG = f"{LIVE_DIR}/maintenance.on"
+# Relative: nginx resolves them against the folder of the running nginx.conf (the slot).
+CERT_FILE = "tls/cert.pem"
+KEY_FILE = "tls/key.pem"
 LOG_DIR = "/var/log/nginx"
 MEMORY_MB = 256
 HTTP_PORT = 80
 HTTPS_PORT = 443
+SUMMARY_KEYS = ("configId", "slot", "reloaded", "maintenance", "seconds")
+NETWORK_ALIAS = "nginx"
+# stub_status for the nginx exporter, with monitoring on; inside the network only.
+STATUS_PORT = 8081
 
 
-def nginx_site(settings: Settings) -> NginxSite:
+def nginx_site(settings: Settings, api_host: str = API_ALIAS) -> NginxSite:
     return NginxSite(
         server_name=settings.domain,
         tls_enabled=settings.tls.mode != "off",
         hsts=settings.production,
         public_https_port=settings.proxy.https_port,
-        api_host=API_ALIAS,
+        api_host=api_host,
         api_port=API_PORT,
         http_listen_port=HTTP_PORT,
         https_listen_port=HTTPS_PORT,
+        cert_path=CERT_FILE,
+        key_path=KEY_FILE,
         log_dir=LOG_DIR,
+        maintenance_flag=MAINTENANCE_FLAG,
+        status_port=STATUS_PORT if settings.monitoring.enabled else None,
     )
+
+
+def render_live_conf(site: NginxSite, cert_pem: str) -> tuple[str, str]:
+    """(nginx.conf, its id): the id covers the file and the certificate it serves."""
+    digest = hashlib.sha256(render_nginx_conf(site).encode() + cert_pem.encode()).hexdigest()[:16]
+    return render_nginx_conf(replace(site, config_id=digest)), digest
 
 
 @dataclass(frozen=True)
@@ -39,47 +68,86 @@ class ProxyArgs:
     settings: Settings
     network_name: pulumi.Input[str]
     logs_volume: pulumi.Input[str]
+    config_volume: pulumi.Input[str]
     cert_pem: pulumi.Input[str] | None
     key_pem: pulumi.Input[str] | None
-    # Runs first: the preflight checks.
+    # The network alias of the API version to serve; traffic moves to it with this run.
+    api_alias: pulumi.Input[str]
+    # Preflight, and the API containers of that version: they are healthy before traffic moves.
     wait_for: Sequence[pulumi.Resource] = ()
 
 
 class Proxy(pulumi.ComponentResource):
     container: docker.Container
     container_name: pulumi.Output[str]
+    config: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
 
     def __init__(self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:edge:Proxy", name, None, opts)
         settings = args.settings
-        site = nginx_site(settings)
+        container_name = f"{settings.name_prefix}-nginx"
         image = docker.RemoteImage(
             f"{name}-image", name=settings.proxy.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
         )
-        # Delivered into the container, so the Docker host needs no files of ours.
-        uploads = [docker.ContainerUploadArgs(file=CONF_PATH, content=render_nginx_conf(site))]
-        ports = [docker.ContainerPortArgs(internal=HTTP_PORT, external=settings.proxy.http_port)]
-        if site.tls_enabled:
+        tls_enabled = settings.tls.mode != "off"
+        cert_pem = pulumi.Output.from_input(args.cert_pem if tls_enabled else "")
+        live = pulumi.Output.all(args.api_alias, cert_pem).apply(
+            lambda values: render_live_conf(nginx_site(settings, values[0]), values[1])
+        )
+        environment: dict[str, pulumi.Input[str]] = {
+            "NGINX_VOLUME": args.config_volume,
+            "NGINX_IMAGE": image.image_id,
+            "NGINX_CONTAINER": container_name,
+            "NGINX_CONF": live.apply(lambda pair: pair[0]),
+            "NGINX_CONFIG_ID": live.apply(lambda pair: pair[1]),
+            "NGINX_HTTP_PORT": str(HTTP_PORT),
+            "MAINTENANCE": "true" if settings.maintenance else "false",
+            "PROXY_TIMEOUT": str(settings.health.timeout_seconds),
+            **docker_env(settings),
+        }
+        if tls_enabled:
             assert args.cert_pem is not None and args.key_pem is not None
-            uploads += [
-                docker.ContainerUploadArgs(file=site.cert_path, content=args.cert_pem),
-                docker.ContainerUploadArgs(file=site.key_path, content=pulumi.Output.secret(args.key_pem)),
-            ]
+            environment["TLS_CERT_PEM"] = args.cert_pem
+            environment["TLS_KEY_PEM"] = pulumi.Output.secret(args.key_pem)
+        # Any change of its environment (a new API alias, certificate, limits, maintenance)
+        # runs it again: it stages, tests, flips and reloads; on any failure nothing changes.
+        self.config = hook_command(
+            f"{name}-config",
+            "proxy_config.py",
+            environment=environment,
+            triggers=[],
+            parent=self,
+            depends_on=[image, *args.wait_for],
+        )
+        ports = [docker.ContainerPortArgs(internal=HTTP_PORT, external=settings.proxy.http_port)]
+        if tls_enabled:
             ports.append(docker.ContainerPortArgs(internal=HTTPS_PORT, external=settings.proxy.https_port))
         self.container = docker.Container(
             f"{name}-container",
-            name=f"{settings.name_prefix}-nginx",
+            name=container_name,
             image=image.image_id,
-            uploads=uploads,
+            command=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
             ports=ports,
             # nginx's own liveness, independent of whether an API container is up yet.
             healthcheck=healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
             ),
-            mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            mounts=[
+                docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume),
+                # Read-only: only the hook writes the configuration, from a container of its own.
+                docker.ContainerMountArgs(target=LIVE_DIR, type="volume", source=args.config_volume, read_only=True),
+            ],
+            # With monitoring the exporters reach nginx by this alias (components/exporters.py);
+            # without, the network settings (which replace the container) stay as they were.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.network_name, aliases=[NETWORK_ALIAS] if settings.monitoring.enabled else None
+                )
+            ],
             **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
-            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
+            opts=container_options(self, fixed_name=True, depends_on=[self.config]),
         )
         self.container_name = self.container.name
-        self.register_outputs({"container_name": self.container_name})
+        self.summary = exported_summary(self.config.stdout, SUMMARY_KEYS)
+        self.register_outputs({"container_name": self.container_name, "summary": self.summary})

@@ -20,6 +20,8 @@ class RestoreArgs:
     restore: RestoreSettings
     postgres_container_name: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
+    # Where nginx's configuration lives: the restore puts up the maintenance page there.
+    nginx_config_volume: pulumi.Input[str]
     # The pre-update backup runs first; the two never dump at the same time.
     after: list[pulumi.Resource]
     repository_password: pulumi.Input[str] | None = None
@@ -49,6 +51,8 @@ class Restore(pulumi.ComponentResource):
                 ),
                 **source,
                 "API_STACK_LABEL": settings.name_prefix,
+                "NGINX_VOLUME": args.nginx_config_volume,
+                "NGINX_IMAGE": settings.proxy.image,
             },
             # Once per dump: only its content (or the snapshot named) replaces this Command (and,
             # through the same value as a label, the API containers). A moved file, a new password

@@ -27,7 +27,8 @@ class Volumes(pulumi.ComponentResource):
         data_roles = ["postgres-data", "redis-data"]
         if settings.monitoring.enabled:
             data_roles += ["prometheus-data", "grafana-data"]
-        log_roles = ["api-logs", "nginx-logs"]
+        # nginx-config holds no data: the proxy hook writes it again on every change.
+        log_roles = ["api-logs", "nginx-logs", "nginx-config"]
         self.names = {}
         for role in data_roles + log_roles:
             is_data = role in data_roles

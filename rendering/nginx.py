@@ -26,6 +26,9 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$")
 # An IPv4 address or name, optionally with a port ("127.0.0.1:5353").
 _RESOLVER_RE = re.compile(r"^[A-Za-z0-9._-]+(:[0-9]{1,5})?$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+=,:~-]*$")
+# TLS files may also be relative: nginx resolves them against the folder of the -c file.
+_CONF_PATH_RE = re.compile(r"^/?[A-Za-z0-9._@+=,:~-][A-Za-z0-9._/@+=,:~-]*$")
+_CONFIG_ID_RE = re.compile(r"^[0-9a-f]{0,64}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]*( [a-z_][a-z0-9_-]*)?$")
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\"\\$\x00-\x1f\x7f]")
 
@@ -92,6 +95,14 @@ class NginxSite:
     # Off by default: the API may serve HTML (e.g. API docs) that a strict
     # policy would break, and the reference config sets none.
     content_security_policy: str | None = None
+    # Named by /nginx-health, so whoever reloads nginx can tell when this file is live.
+    config_id: str = ""
+    # While this file exists, every application location answers the maintenance page.
+    maintenance_flag: str | None = None
+    maintenance_retry_after_seconds: int = 120
+    # With monitoring: a port (inside the network, never published) serving stub_status
+    # for the nginx exporter; None renders no such server.
+    status_port: int | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -136,7 +147,16 @@ def _validate(site: NginxSite) -> None:
     _check_int("worker_connections", site.worker_connections, 16, 1_000_000)
     _check_pattern("api_host", site.api_host, _HOST_RE, "must be a host name or IPv4 address")
     _check_pattern("resolver", site.resolver, _RESOLVER_RE, "must be one IPv4 address or host name, optionally :port")
-    for name in ("cert_path", "key_path", "log_dir", "pid_path", "mime_types_path", "acme_webroot"):
+    for name in ("cert_path", "key_path"):
+        _check_pattern(name, getattr(site, name), _CONF_PATH_RE, "must be a path without spaces or quotes", 4096)
+    if not isinstance(site.config_id, str) or not _CONFIG_ID_RE.fullmatch(site.config_id):
+        raise _fail("config_id", site.config_id, "must be lower-case hex, at most 64 characters")
+    _check_int("maintenance_retry_after_seconds", site.maintenance_retry_after_seconds, 1, 86400)
+    if site.maintenance_flag is not None:
+        _check_pattern(
+            "maintenance_flag", site.maintenance_flag, _PATH_RE, "must be an absolute path without spaces", 4096
+        )
+    for name in ("log_dir", "pid_path", "mime_types_path", "acme_webroot"):
         _check_pattern(name, getattr(site, name), _PATH_RE, "must be an absolute path without spaces or quotes", 4096)
     if site.temp_dir is not None:
         _check_pattern("temp_dir", site.temp_dir, _PATH_RE, "must be an absolute path without spaces or quotes", 4096)
@@ -152,6 +172,10 @@ def _validate(site: NginxSite) -> None:
             )
     if site.tls_enabled and site.http_listen_port == site.https_listen_port:
         raise _fail("https_listen_port", site.https_listen_port, "must differ from http_listen_port")
+    if site.status_port is not None:
+        _check_int("status_port", site.status_port, 1, 65535)
+        if site.status_port in (site.http_listen_port, site.https_listen_port):
+            raise _fail("status_port", site.status_port, "must differ from the HTTP and HTTPS ports")
 
 
 def _indent(text: str, level: int) -> str:
@@ -212,18 +236,69 @@ location ^~ /.well-known/acme-challenge/ {{
 
 
 SELF_HEALTH_PATH = "/nginx-health"
+STATUS_PATH = "/stub_status"
 
 
-def _self_health_location() -> str:
-    # The container's own health check: nginx is up, whether or not an API is yet.
+def _status_server(site: NginxSite) -> str:
+    # ngx_http_stub_status_module (nginx docs): active connections, accepts, handled,
+    # requests, reading/writing/waiting; what the nginx exporter turns into metrics. Its own
+    # port, so the public servers never answer it; the port is not published.
+    return f"""\
+server {{
+    listen {_listen(site, site.status_port or 0)};
+    access_log off;
+
+    location = {STATUS_PATH} {{
+        stub_status;
+    }}
+
+    location / {{
+        return 404;
+    }}
+}}"""
+
+
+def _self_health_location(site: NginxSite) -> str:
+    # The container's own health check: nginx is up, whether or not an API is yet. It names
+    # the config it runs, so a reload can be confirmed.
     return f"""\
 location = {SELF_HEALTH_PATH} {{
     access_log off;
     allow 127.0.0.1;
     deny all;
     default_type text/plain;
-    return 200 "ok\\n";
+    return 200 "ok {site.config_id}\\n";
 }}"""
+
+
+def _maintenance_check(site: NginxSite) -> str:
+    # A file test per request costs one stat(); it lets the restore hook turn the page on and
+    # off without a reload while the API is stopped. `return` inside `if` is safe in a location.
+    if site.maintenance_flag is None:
+        return ""
+    return f"if (-f {site.maintenance_flag}) {{\n    return 503;\n}}\n"
+
+
+def _maintenance_location(site: NginxSite) -> str:
+    if site.maintenance_flag is None:
+        return ""
+    # error_page sends the 503 here; add_header in a location drops the server's headers,
+    # so they are repeated.
+    page = (
+        "<!doctype html><html><head><title>Maintenance</title></head><body>"
+        "<h1>Down for maintenance</h1><p>Catalogizer is being updated and will be back shortly.</p>"
+        "</body></html>"
+    )
+    return f"""\
+error_page 503 @maintenance;
+location @maintenance {{
+{_indent(_security_headers(site), 1)}
+    add_header Retry-After {site.maintenance_retry_after_seconds} always;
+    add_header Cache-Control "no-store" always;
+    default_type text/html;
+    return 503 '{page}';
+}}
+"""
 
 
 def _health_location(site: NginxSite) -> str:
@@ -260,17 +335,20 @@ location ^~ /metrics/ {{
 
 {_health_location(site)}
 
-{_self_health_location()}
+{_self_health_location(site)}
 
+{_maintenance_location(site)}
 # Authentication endpoints: stricter per-IP rate (brute-force protection).
 # A regex location wins over the /api/ prefix location below.
 location ~ ^/api/v1/(auth|login|register)(/|$) {{
+{_indent(_maintenance_check(site), 1)}
     limit_req zone=auth_limit burst=5 nodelay;
     limit_conn addr 5;
 {_indent(_proxy_to_api(site), 1)}
 }}
 
 location /api/ {{
+{_indent(_maintenance_check(site), 1)}
     limit_req zone=api_limit burst=20 nodelay;
     limit_conn addr 10;
     # Stream uploads (up to 2G) to the API instead of spooling them to the
@@ -283,6 +361,7 @@ location /api/ {{
 }}
 
 location /ws {{
+{_indent(_maintenance_check(site), 1)}
 {_indent(websocket_proxy, 1)}
     # WebSocket connections are long-lived and may be idle between events.
     proxy_read_timeout 3600s;
@@ -291,6 +370,7 @@ location /ws {{
 
 # Anything else the API serves (there is no static frontend in this deployment).
 location / {{
+{_indent(_maintenance_check(site), 1)}
     limit_req zone=api_limit burst=20 nodelay;
 {_indent(_proxy_to_api(site), 1)}
 }}"""
@@ -317,7 +397,7 @@ server {{
 
 {_indent(_acme_location(site), 1)}
 
-{_indent(_self_health_location(), 1)}
+{_indent(_self_health_location(site), 1)}
 
     # Plain-HTTP health check, so container/load-balancer probes need neither
     # a CA file nor redirect handling; it reveals nothing that HTTPS does not.
@@ -380,6 +460,8 @@ def render_nginx_conf(site: NginxSite) -> str:
     user = f"user {site.worker_user};\n" if site.worker_user else ""
     servers = [_redirect_server(site)] if site.tls_enabled else []
     servers.append(_app_server(site))
+    if site.status_port is not None:
+        servers.append(_status_server(site))
     servers_text = "\n\n".join(_indent(s, 1) for s in servers)
     return f"""\
 # Generated by catalogizer-deploy (rendering/nginx.py). Do not edit by hand.

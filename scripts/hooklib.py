@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "RESTIC_PASSWORD")
+SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "TLS_KEY_PEM", "RESTIC_PASSWORD")
 # Comma-separated names of further secret variables (the restic backend's, from
 # catalogizer:backupRepositoryEnv); the names are not secret, their values are.
 EXTRA_SECRET_ENV = "BACKUP_SECRET_ENV"

@@ -8,8 +8,11 @@ containers are recreated. Steps, each of which stops the run on failure:
 3. this stack's API containers are stopped, so nothing writes during the restore;
 4. the schema is dropped and the dump replayed in ONE transaction: a failure leaves
    the database exactly as it was.
-If the restore fails after step 3, the API containers it stopped are started again (the
-database is unchanged). On success they stay stopped: the program replaces them next, and
+With NGINX_VOLUME and NGINX_IMAGE set, nginx answers the maintenance page (503 with
+Retry-After) from just before step 3 until the proxy hook switches traffic to the API
+containers that replace the stopped ones. If the restore fails after step 3, the API
+containers it stopped are started again and the page is taken down (the database is
+unchanged). On success they stay stopped: the program replaces them next, and
 starting the newer version they run against the restored data would re-apply its migrations.
 stdout is one JSON object: restored file, its sha256, the safety dump, seconds.
 
@@ -36,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup import CHECKSUM_SUFFIX, CHUNK, Database, apply_retention, safe_stack_name, take_backup, verify_dump
 from hooklib import HookError, docker, emit, env, env_int, fail, scrub
+from proxy_config import set_maintenance
 
 # Tables added by a newer migration must go too, which `pg_restore --clean` alone would keep.
 PROLOGUE = b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public AUTHORIZATION pg_database_owner;\n"
@@ -164,7 +168,7 @@ def main() -> None:
         return
     started = time.monotonic()
     stopped: list[str] = []
-    replayed = False
+    replayed = proxied = False
     try:
         stack = safe_stack_name(env("STACK_NAME"))
         directory = Path(env("BACKUP_DIR"))
@@ -175,13 +179,22 @@ def main() -> None:
         sha256 = check_file(source)
         verify_dump(db, source)
         safety = take_backup(db, directory, stack)
+        proxied = bool(os.environ.get("NGINX_VOLUME"))
+        if proxied:
+            set_maintenance("on")
         stopped = stop_api_containers(env("API_STACK_LABEL"))
         replay(db, source)
         replayed = True
         apply_retention(directory, stack, keep, spare=(source,))
     except HookError as exc:
         # After a replay the data is the dump's: see the module docstring for why nothing restarts.
-        fail(f"restore failed: {exc}{'' if replayed else start_containers(stopped)}")
+        note = "" if replayed else start_containers(stopped)
+        if proxied and not replayed:
+            try:
+                set_maintenance("off")
+            except HookError as flag_error:
+                note += f"; {flag_error}"
+        fail(f"restore failed: {exc}{note}")
     emit(
         {
             **({"snapshot": source.parent.name} if snapshot else {}),

@@ -32,8 +32,10 @@ from settings.model import (
     SECRET_OBJECT_KEYS,
     STRUCTURED_KEYS,
     TLS_MODES,
+    AlertsSettings,
     ApiSettings,
     BackupSettings,
+    EmailSettings,
     HealthSettings,
     MonitoringSettings,
     OffsiteSettings,
@@ -47,6 +49,7 @@ from settings.model import (
     host_port_claims,
 )
 from settings.operations import (
+    load_alerts,
     load_backup,
     load_backup_env,
     load_health,
@@ -75,9 +78,11 @@ __all__ = [
     "SECRET_OBJECT_KEYS",
     "STRUCTURED_KEYS",
     "TLS_MODES",
+    "AlertsSettings",
     "ApiSettings",
     "BackupSettings",
     "ConfigError",
+    "EmailSettings",
     "HealthSettings",
     "MonitoringSettings",
     "OffsiteSettings",
@@ -145,6 +150,7 @@ def load_settings(
     proxy = load_proxy(loader)
     tls = load_tls(loader, app_env)
     monitoring = load_monitoring(loader)
+    alerts = load_alerts(loader, monitoring)
     backup_env = load_backup_env(loader)
     backup = load_backup(loader, app_env, tuple(sorted(backup_env)))
     health = load_health(loader)
@@ -152,6 +158,9 @@ def load_settings(
     _check_port_clashes(host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = load_secrets(loader)
     restore = load_restore(loader, backup)
+    maintenance = loader.text("maintenance", "false")
+    if maintenance not in ("true", "false"):
+        raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
     return Settings(
         stack=stack,
         name_prefix=name_prefix,
@@ -163,10 +172,12 @@ def load_settings(
         proxy=proxy,
         tls=tls,
         monitoring=monitoring,
+        alerts=alerts,
         backup=backup,
         health=health,
         preflight=preflight,
         restore=restore,
+        maintenance=maintenance == "true",
         docker_host=docker_host,
         secrets=secrets,
         backup_env=backup_env,

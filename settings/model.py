@@ -41,17 +41,32 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "mediaRoot",
         "logLevel",
         "platform",
+        "keepImages",
     ),
     "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
     "redis": ("image", "memoryMb", "hostPort"),
     "proxy": ("image", "httpPort", "httpsPort"),
     "tls": ("mode", "certFile", "keyFile"),
-    "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
+    "monitoring": (
+        "enabled",
+        "prometheusImage",
+        "grafanaImage",
+        "alertmanagerImage",
+        "postgresExporterImage",
+        "redisExporterImage",
+        "nginxExporterImage",
+        "blackboxExporterImage",
+        "prometheusPort",
+        "grafanaPort",
+        "alertmanagerPort",
+        "scrapeIntervalSeconds",
+    ),
+    "alerts": ("webhookUrls", "email", "repeatIntervalHours", "errorRatioPercent"),
     "backup": ("dir", "keep", "scheduler", "schedule", "repository", "keepDaily", "keepWeekly", "drillSchedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
-PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
+PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom", "maintenance")
 SECRET_KEYS = (
     "postgresPassword",
     "redisPassword",
@@ -59,12 +74,15 @@ SECRET_KEYS = (
     "adminPassword",
     "grafanaPassword",
     "backupRepositoryPassword",
+    "alertsSmtpPassword",
 )
 # Secret, but an object (environment variables for restic's backend), not a password.
 SECRET_OBJECT_KEYS = ("backupRepositoryEnv",)
 # restic backends we accept (restic docs, "Preparing a new repository"): a local folder
 # (plain path or local:), sftp:, rest: and s3:.
 REPOSITORY_SCHEMES = ("local:", "sftp:", "rest:", "s3:")
+# The fields of catalogizer:alerts.email.
+EMAIL_KEYS = ("to", "from", "smarthost", "username")
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,8 @@ class ApiSettings:
     log_level: str
     # os/arch[/variant] of the Docker host the images are built for.
     platform: str
+    # Built API versions kept on the Docker host for a rollback without a rebuild.
+    keep_images: int
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,37 @@ class MonitoringSettings:
     grafana_image: str
     prometheus_port: int
     grafana_port: int
+    alertmanager_image: str
+    postgres_exporter_image: str
+    redis_exporter_image: str
+    nginx_exporter_image: str
+    blackbox_exporter_image: str
+    alertmanager_port: int
+    # Scrape and rule evaluation interval; Alertmanager's grouping waits follow it.
+    scrape_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    to: str
+    sender: str
+    # host:port of the SMTP server
+    smarthost: str
+    # None: the server takes mail without authentication.
+    username: str | None
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    webhook_urls: tuple[str, ...]
+    email: EmailSettings | None
+    repeat_interval_hours: int
+    # 5xx share of API responses (percent) that pages after 5 minutes.
+    error_ratio_percent: int
+
+    @property
+    def has_receivers(self) -> bool:
+        return bool(self.webhook_urls) or self.email is not None
 
 
 @dataclass(frozen=True)
@@ -196,10 +247,13 @@ class Settings:
     proxy: ProxySettings
     tls: TlsSettings
     monitoring: MonitoringSettings
+    alerts: AlertsSettings
     backup: BackupSettings
     health: HealthSettings
     preflight: PreflightSettings
     restore: RestoreSettings | None
+    # nginx answers every application request with the maintenance page (503).
+    maintenance: bool
     docker_host: str | None
     # Operator-supplied secrets by key; keys left unset are generated.
     secrets: Mapping[str, str]
@@ -260,5 +314,6 @@ def host_port_claims(
         claims += [
             ("catalogizer:monitoring.prometheusPort", "127.0.0.1", monitoring.prometheus_port),
             ("catalogizer:monitoring.grafanaPort", "127.0.0.1", monitoring.grafana_port),
+            ("catalogizer:monitoring.alertmanagerPort", "127.0.0.1", monitoring.alertmanager_port),
         ]
     return [(key, address, port) for key, address, port in claims if port is not None]

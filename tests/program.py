@@ -113,6 +113,11 @@ class FakeProvider(pulumi.runtime.Mocks):
             state["validityEndTime"] = "2027-11-28T00:00:00Z"
         elif token == "command:local:Command":
             state["stdout"] = next((v for k, v in self.command_stdout.items() if args.name.endswith(k)), "")
+            tag = (args.inputs.get("environment") or {}).get("IMAGE_TAG")
+            if tag and not state["stdout"]:
+                # What scripts/api_image.py prints: the image ID follows the version built.
+                image = "sha256:" + _fake_digest(args.inputs["environment"])
+                state["stdout"] = json.dumps({"image": image, "tag": tag, "versions": [{"tag": tag, "serving": True}]})
             state["stderr"] = ""
         return f"{args.name}-id", state
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 BASE = "catalogizer-test/debian-base:bookworm"
@@ -9,11 +10,12 @@ POSTGRES = "catalogizer-test/postgres:15"
 REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"
-# Debian's real Prometheus; Grafana is a stand-in (see grafana-standin/Dockerfile).
-PROMETHEUS = "catalogizer-test/prometheus:2"
+# Not Grafana: a stand-in (see grafana-standin/Dockerfile); Debian does not package Grafana.
 GRAFANA_STANDIN = "catalogizer-test/grafana-standin:11"
 
-API_REPOSITORY = "catalogizer-test/api-standin"
+# build.sh reads the same variable: a worktree changing the stand-in can test it
+# under its own tags without replacing the shared ones other sessions use.
+API_REPOSITORY = os.environ.get("CATALOGIZER_TEST_API_REPOSITORY", "catalogizer-test/api-standin")
 API_V1 = f"{API_REPOSITORY}:v1"
 API_V2 = f"{API_REPOSITORY}:v2"
 API_BROKEN = f"{API_REPOSITORY}:broken"
@@ -22,17 +24,30 @@ API_BROKEN = f"{API_REPOSITORY}:broken"
 SFTP = "catalogizer-test/sftp:bookworm"
 RCLONE = "catalogizer-test/rclone:bookworm"
 
+# Monitoring (issue 12): Debian's packages, entrypoint = the binary as upstream (build.sh).
+MONITORING = {
+    name: f"catalogizer-test/mon-{name}:bookworm"
+    for name in (
+        "prometheus",
+        "alertmanager",
+        "postgres-exporter",
+        "redis-exporter",
+        "blackbox-exporter",
+        "nginx-exporter",
+    )
+}
+
 ALL = (
     BASE,
     POSTGRES,
     REDIS,
     NGINX,
     PYTHON_RUNTIME,
-    PROMETHEUS,
     GRAFANA_STANDIN,
     API_V1,
     API_V2,
     API_BROKEN,
+    *MONITORING.values(),
     SFTP,
     RCLONE,
 )

@@ -27,7 +27,7 @@ from docker_harness import DockerScope, docker_client, sweep_leftovers  # noqa: 
 from images.ensure import ensure_images  # noqa: E402
 from rehearsal_stack import Stack, say  # noqa: E402
 
-SCENARIOS = ("1", "1b", "2", "3", "4", "5", "6")
+SCENARIOS = ("1", "1b", "2", "3", "3b", "4", "5", "5b", "5c", "6")
 
 
 @pytest.fixture(scope="module")

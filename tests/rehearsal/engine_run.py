@@ -147,15 +147,26 @@ def drain_runtime(run: Run, timeout: float = 120.0) -> None:
             continue
         tasks = [asyncio.ensure_future(p) for p in pending]
 
-        async def settle(tasks: list[asyncio.Future]) -> None:
+        async def settle(tasks: list[asyncio.Future]) -> list[BaseException]:
             done, not_done = await asyncio.wait(tasks, timeout=timeout)
             for task in not_done:
                 task.cancel()
+            errors: list[BaseException] = []
             for task in [*done, *not_done]:
-                with contextlib.suppress(BaseException):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    errors.append(TimeoutError(f"an SDK task did not settle within {timeout:.0f}s"))
+                except Exception as exc:  # retrieved here so it belongs to this run
+                    errors.append(exc)
+            return errors
 
-        _sync_await(settle(tasks))
+        for error in _sync_await(settle(tasks)):
+            # Most are the SDK passing on a step failure the monitor already reported; anything
+            # else (e.g. a program callback that raised) is a failure of this run too.
+            if not getattr(error, _REPORTED_MARK, False):
+                run.failures.append(f"{type(error).__name__}: {error}")
+                _mark_reported(error)
     rpc_manager.unhandled_exception = None
     rpc_manager.exception_traceback = None
 

@@ -127,7 +127,7 @@ class ContainerProvider(Provider):
             "volumes": Spec({"hostPath", "volumeName", "containerPath", "readOnly"}),
             "networksAdvanced": Spec({"name", "aliases"}),
             "ports": Spec({"internal", "external", "ip", "protocol"}),
-            "uploads": Spec({"file", "content", "contentBase64", "executable"}),
+            "uploads": Spec({"file", "content", "contentBase64", "executable", "permissions", "owner", "group"}),
         },
     )
     # resource_docker_container.go: of the implemented inputs these are not ForceNew; all others are.
@@ -146,6 +146,13 @@ class ContainerProvider(Provider):
         for index, upload in enumerate(inputs.get("uploads") or []):
             if ("content" in upload) == ("contentBase64" in upload):
                 raise Refused(f"{where}: input 'uploads[{index}]' needs exactly one of content / contentBase64")
+        for index, upload in enumerate(inputs.get("uploads") or []):
+            # owner/group: only the pulumi-docker 5.2.0 schema documents them ("numeric IDs can be used
+            # directly"; names resolve in the host's user database); the upstream source read here
+            # (v4.5.0) predates them, so only numeric IDs are implemented.
+            for key in ("owner", "group"):
+                if upload.get(key) is not None and not str(upload[key]).isdigit():
+                    raise Refused(f"{where}: input 'uploads[{index}].{key}' other than a numeric ID is not implemented")
         for index, volume in enumerate(inputs.get("volumes") or []):
             # resource_docker_container_structures.go volumeSetToDockerVolumes: a path is required
             # (from_container is not implemented here).
@@ -167,15 +174,21 @@ class ContainerProvider(Provider):
 
     @staticmethod
     def _upload_tar(upload: Mapping[str, Any]) -> bytes:
-        # resource_docker_container_funcs.go Create: one tar per upload, copied to "/", mode 0744 when
-        # executable, else 0644.
+        # resource_docker_container_funcs.go Create: one tar per upload, copied to "/"; mode from
+        # `permissions` (octal), else 0744 when executable, else 0644. Owner/group: numeric IDs in
+        # the tar header (see check).
         content = upload.get("content")
         data = content.encode() if content is not None else base64.b64decode(upload["contentBase64"])
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo(name=upload["file"].lstrip("/"))
             info.size = len(data)
-            info.mode = 0o744 if upload.get("executable") else 0o644
+            if upload.get("permissions"):
+                info.mode = int(str(upload["permissions"]), 8)
+            else:
+                info.mode = 0o744 if upload.get("executable") else 0o644
+            info.uid = int(upload.get("owner") or 0)
+            info.gid = int(upload.get("group") or 0)
             info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()

@@ -12,6 +12,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class LoopStats:
     failed: int = 0
     longest_gap: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # Which API version answered (the stand-in's /health names it), success or not.
+    versions: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         first = f"; first errors: {self.errors[:3]}" if self.errors else ""
@@ -54,9 +57,10 @@ class LoopStats:
 class ClientLoop:
     """GET /health through nginx over and over; a failure is anything but 200 + healthy."""
 
-    def __init__(self, stack: Stack, pause: float = 0.05) -> None:
+    def __init__(self, stack: Stack, pause: float = 0.05, context: ssl.SSLContext | None = None) -> None:
         self.stack = stack
         self.pause = pause
+        self.context = context
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -66,8 +70,13 @@ class ClientLoop:
         while not self._stop.is_set():
             self.stats.sent += 1
             try:
-                status, body = self.stack.https("GET", "/health", timeout=10)
-                ok = status == 200 and json.loads(body).get("status") == "healthy"
+                status, body = self.stack.https("GET", "/health", timeout=10, context=self.context)
+                try:
+                    answer = json.loads(body)
+                except ValueError:
+                    answer = {}  # nginx's own error page: no API version answered
+                self.stats.versions[str(answer.get("version"))] += 1
+                ok = status == 200 and answer.get("status") == "healthy"
                 detail = f"HTTP {status}"
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
@@ -122,7 +131,9 @@ class Stack:
             "postgres": {"memoryMb": 256},
             "redis": {"memoryMb": 64},
             "proxy": {"httpPort": self.http_port, "httpsPort": self.https_port},
-            "backup": {"dir": str(self.backups)},
+            # Enough dumps that the pre-update dump of scenario 2 outlives the ups between it and
+            # the rollback that restores it (scenario 5).
+            "backup": {"dir": str(self.backups), "keep": 20},
             "health": {"timeoutSeconds": 30, "intervalSeconds": 1},
         }
         self.plain: dict[str, Any] = {"namePrefix": self.prefix}
@@ -185,6 +196,28 @@ class Stack:
             self._ctx, self._ctx_for = self.ssl_context(), cert
         return self._ctx
 
+    def https_headers(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """Like https(), with the response headers (lower-case names)."""
+        context = self._context_cached()
+        sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=10)
+        conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=10, context=context)
+        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+    def api_image_id(self) -> str:
+        """The image the serving API containers run."""
+        return self.scope.client.containers.get(self.outputs["containers"]["api"][0]).image.id
+
+    def api_images(self) -> dict[str, str]:
+        """Every version of the stack's API image on the engine: tag -> image ID."""
+        images = self.scope.client.images.list(name=f"{self.prefix}-api")
+        return {tag.split(":", 1)[1]: image.id for image in images for tag in image.tags}
+
     def items(self) -> list[str]:
         status, body = self.https("GET", "/api/v1/items")
         assert status == 200, body
@@ -241,8 +274,10 @@ class Stack:
         for vol in client.volumes.list():
             if vol.name.startswith(self.prefix + "-"):
                 self.scope.track_volume(vol.name)
+        # The API versions scripts/api_image.py built (a hook, not a provider: the engine does not list them).
+        api_versions = [f"{self.prefix}-api:{tag}" for tag in self.api_images()]
         # Tags first, then the image IDs the builds produced (an update leaves the old one untagged).
-        for ref in sorted(self.rehearsal.built_images, key=lambda r: r.startswith("sha256:")):
+        for ref in [*api_versions, *sorted(self.rehearsal.built_images, key=lambda r: r.startswith("sha256:"))]:
             with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
                 client.images.remove(ref, noprune=False)
         return problems

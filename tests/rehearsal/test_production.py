@@ -27,6 +27,7 @@ from rehearsal_stack import Stack, say
 
 DOMAIN = "catalogizer.example.com"
 CONTAINER = "docker:index/container:Container"
+EXPORTERS = ("postgres", "redis", "nginx", "blackbox")
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,16 @@ def production(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             "proxy": {"image": tags.NGINX, "httpPort": stack.http_port, "httpsPort": stack.https_port},
             "tls": {"certFile": str(cert.cert_file), "keyFile": str(cert.key_file)},
             "monitoring": {
-                "prometheusImage": tags.PROMETHEUS,
+                "prometheusImage": tags.MONITORING["prometheus"],
                 "grafanaImage": tags.GRAFANA_STANDIN,
+                "alertmanagerImage": tags.MONITORING["alertmanager"],
+                "postgresExporterImage": tags.MONITORING["postgres-exporter"],
+                "redisExporterImage": tags.MONITORING["redis-exporter"],
+                "nginxExporterImage": tags.MONITORING["nginx-exporter"],
+                "blackboxExporterImage": tags.MONITORING["blackbox-exporter"],
                 "prometheusPort": free_port(),
                 "grafanaPort": free_port(),
+                "alertmanagerPort": free_port(),
             },
             "backup": {"dir": str(stack.backups)},
             "health": {"timeoutSeconds": 30, "intervalSeconds": 1, "waitTimeoutSeconds": 60},
@@ -102,7 +109,9 @@ def test_production_shaped(production: Stack) -> None:
     fresh = stack.up()
     out = stack.outputs
     containers = out["containers"]
-    assert set(containers) == {"postgres", "redis", "nginx", "api", "prometheus", "grafana", "backup-scheduler"}
+    core = {"postgres", "redis", "nginx", "api", "backup-scheduler"}
+    monitoring_roles = {"prometheus", "grafana", "alertmanager", *(f"{e}-exporter" for e in EXPORTERS)}
+    assert set(containers) == core | monitoring_roles, containers
     names = [v for v in containers.values() if isinstance(v, str)] + list(containers["api"])
     for name in names:
         container = client.containers.get(name)
@@ -167,6 +176,7 @@ def test_production_shaped(production: Stack) -> None:
         stack.pytest_config,
         f"[rehearsal] production: {time.monotonic() - started:.1f}s, passed (fresh up {fresh_s:.0f}s with "
         f"{len(fresh.actions('create'))} creates, {replicas} API replica(s) scraped by Prometheus, Grafana "
-        f"stand-in provisioned, scheduler and files TLS; no-op up {len(noop.changes())} changes; "
+        f"stand-in provisioned, Alertmanager and {len(EXPORTERS)} exporters healthy, scheduler and files TLS; "
+        f"no-op up {len(noop.changes())} changes; "
         f"update {update_s:.0f}s replaced {len(replaced)} API container(s); destroy kept {', '.join(kept)})",
     )

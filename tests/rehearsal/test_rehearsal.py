@@ -7,9 +7,11 @@ summary line: name, seconds, result.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import tempfile
 import time
@@ -21,7 +23,7 @@ from docker_harness import DockerScope, _parse_docker_time, wait_healthy
 from images import tags
 from providers_docker import HEALTHY_STATE_ERROR
 from rehearsal_engine import DeploymentFailed, Rehearsal
-from rehearsal_stack import ClientLoop, Stack, say
+from rehearsal_stack import ClientLoop, LoopStats, Stack, say
 
 
 def _container_started(container) -> float:
@@ -137,7 +139,10 @@ def test_1_fresh_up(stack: Stack) -> None:
     assert health["status"] == "healthy"
     assert set(health["checks"]) == {"nginx", "postgres", "redis", *(f"api:{n}" for n in out["containers"]["api"])}
 
-    stack.notes["v1_image"] = client.images.get(f"{stack.prefix}-api:latest").id
+    stack.notes["v1_image"] = stack.api_image_id()
+    (v1,) = out["apiVersions"]
+    assert v1["serving"] and stack.api_images()[v1["tag"]] == stack.notes["v1_image"]
+    stack.notes["v1_tag"] = v1["tag"]
     stack.results["1"] = True
     stack.summary("1 fresh up", time.monotonic() - started, f"passed ({len(result.actions('create'))} creates)")
 
@@ -174,8 +179,12 @@ def test_2_update_new_api_image(stack: Stack) -> None:
         result = stack.up()
     stack.notes["update_loop"] = loop.stats
 
-    new_image = client.images.get(f"{stack.prefix}-api:latest").id
+    new_image = stack.api_image_id()
     assert new_image != stack.notes["v1_image"], "the new build must have a different image ID"
+    # Both versions stay on the engine, the new one serving.
+    assert [v["serving"] for v in stack.outputs["apiVersions"]] == [True, False]
+    assert stack.outputs["apiVersions"][1]["tag"] == stack.notes["v1_tag"]
+    stack.notes["v2_tag"] = stack.outputs["apiVersions"][0]["tag"]
     new_names = stack.outputs["containers"]["api"]
     assert not set(new_names) & set(old), "every API container is replaced"
     for name in old:
@@ -196,6 +205,12 @@ def test_2_update_new_api_image(stack: Stack) -> None:
     # Create-before-delete: the health check ran against the new containers before the old ones went.
     verify = next(e.at for e in result.events if e.action == "create" and e.name == "health-verify")
     assert verify < min(deletes)
+    # Traffic moved (proxy-config: nginx switched by a reload) only once both new containers were
+    # healthy, and before the old ones went; nginx itself was not touched.
+    created = [e.at for e in result.events if e.action == "create" and "-api-" in e.name]
+    switch = next(e.at for e in result.events if e.name == "proxy-config" and e.action == "update")
+    assert max(created) < switch < min(deletes)
+    assert "proxy-container" in result.actions("same")
     stack.notes["pre_update_dump"] = str(dump)
     stack.results["2"] = True
     stack.summary(
@@ -216,6 +231,9 @@ def _runbook_replace(stack: Stack, env_file: Path) -> None:
     template = current[0].attrs
     subprocess.run(["docker", "stop", *[c.name for c in current]], check=True, capture_output=True)
     labels = [f"--label={k}={v}" for k, v in stack.scope.labels.items()]
+    # The same aliases as the stack's containers, the version alias nginx routes to included.
+    network = stack.outputs["network"]
+    aliases = [a for a in template["NetworkSettings"]["Networks"][network]["Aliases"] if a.startswith("api")]
     subprocess.run(
         [
             "docker",
@@ -225,8 +243,7 @@ def _runbook_replace(stack: Stack, env_file: Path) -> None:
             f"{stack.prefix}-runbook-api",
             "--network",
             stack.outputs["network"],
-            "--network-alias",
-            "api",
+            *[f"--network-alias={alias}" for alias in aliases],
             "--env-file",
             str(env_file),
             "--memory",
@@ -288,6 +305,54 @@ def test_3_zero_downtime(stack: Stack) -> None:
     )
 
 
+# -- 3b. rollback to a kept version: no build, traffic switched by a reload ---------------------------
+
+
+def _timed_up(stack: Stack) -> tuple[float, LoopStats]:
+    with ClientLoop(stack, pause=0.05) as loop:
+        started = time.monotonic()
+        stack.up()
+        seconds = time.monotonic() - started
+    return seconds, loop.stats
+
+
+def test_3b_rollback_without_rebuild(stack: Stack) -> None:
+    stack.require("3")
+    started = time.monotonic()
+    client = stack.scope.client
+    kept = stack.api_images()
+    assert set(kept) == {stack.notes["v1_tag"], stack.notes["v2_tag"]}
+
+    # Back to v1, still on the engine: the same image, no build, a reload of nginx.
+    stack.set_version("rehearsal-v1")
+    seconds, stats = _timed_up(stack)
+    assert stack.served_version() == "rehearsal-v1"
+    assert stack.api_image_id() == stack.notes["v1_image"] and stack.api_images() == kept  # nothing built
+    assert stats.failed == 0, stats.line()
+    assert seconds < 15, seconds
+
+    # The anchor in the same run: the same rollback once v1's image is gone, i.e. with a rebuild.
+    stack.set_version("rehearsal-v2")
+    stack.up()
+    client.images.remove(f"{stack.prefix}-api:{stack.notes['v1_tag']}")
+    stack.set_version("rehearsal-v1")
+    rebuild_seconds, rebuild_stats = _timed_up(stack)
+    assert stack.served_version() == "rehearsal-v1" and rebuild_stats.failed == 0, rebuild_stats.line()
+    stack.notes["v1_image"] = stack.api_image_id()
+
+    # Forward again to v2 (kept: no build) for the scenarios that follow.
+    stack.set_version("rehearsal-v2")
+    stack.up()
+    assert stack.served_version() == "rehearsal-v2"
+    stack.results["3b"] = True
+    say(
+        stack.pytest_config,
+        f"[rehearsal] rollback without rebuild: {seconds:.1f}s (rebuild rollback {rebuild_seconds:.1f}s, same run), "
+        f"requests={stats.sent} failed={stats.failed}",
+    )
+    stack.summary("3b rollback without rebuild", time.monotonic() - started, "passed")
+
+
 # -- 4. bad update: the broken image never becomes healthy --------------------------------------------
 
 
@@ -299,8 +364,11 @@ def test_4_bad_update(stack: Stack) -> None:
     serving = list(stack.outputs["containers"]["api"])
     stack.overrides["api"].update({"source": None, "image": tags.API_BROKEN})
 
-    with pytest.raises(DeploymentFailed) as caught:
-        stack.up()
+    # A client through nginx for the whole failed run and 10 s after it.
+    with ClientLoop(stack, pause=0.05) as loop:
+        with pytest.raises(DeploymentFailed) as caught:
+            stack.up()
+        time.sleep(10)
     message = str(caught.value)
     # The provider's own message, after waiting the whole waitTimeout; the run reports every failed
     # wait (both replicas), each naming its resource.
@@ -324,11 +392,19 @@ def test_4_bad_update(stack: Stack) -> None:
     recorded = [e for e in stack.rehearsal.load_state()["resources"].values() if e.get("init_errors")]
     assert sorted(e["outputs"]["name"] for e in recorded) == sorted(broken)
     stack.notes["broken_api"] = broken
-    answers = [stack.https("GET", "/health")[0] for _ in range(20)]
-    split = f"/health via nginx: {answers.count(200)}x200, {answers.count(500)}x500 from {len(broken)} failed new"
-    first = message.splitlines()[1].strip()[:160]
+    # nginx was never switched to the failed version: not one request reached it.
+    stats = loop.stats
+    from_failed = stats.versions["broken"]
+    assert stats.sent >= 100, stats.line()
+    assert stats.failed == 0 and from_failed == 0, (stats.line(), dict(stats.versions))
+    first = message.splitlines()[1].strip()[:120]
     stack.results["4"] = True
-    stack.summary("4 bad update", time.monotonic() - started, f"passed (failed as expected: {first}; {split})")
+    stack.summary(
+        "4 bad update",
+        time.monotonic() - started,
+        f"passed (failed as expected: {first}) requests={stats.sent} failed={stats.failed} "
+        f"from_failed_version={from_failed}",
+    )
 
 
 # -- 5. rollback: the previous image and the pre-update dump ------------------------------------------
@@ -344,7 +420,7 @@ def test_5_rollback_with_restore(stack: Stack) -> None:
     result = stack.up()
 
     assert stack.served_version() == "rehearsal-v1"
-    assert client.images.get(f"{stack.prefix}-api:latest").id == stack.notes["v1_image"]
+    assert stack.api_image_id() == stack.notes["v1_image"]
     # The data is exactly what the dump holds: the item written on v2 is gone.
     assert stack.items() == ["before-update"]
     assert stack.outputs["lastRestore"]["restored"] == stack.notes["pre_update_dump"]
@@ -373,6 +449,65 @@ def test_5_rollback_with_restore(stack: Stack) -> None:
         f"passed (v1 + restore in {restored_in:.1f}s, {len(result.actions('create'))} creates; "
         "restoreFrom cleared: restore Command deleted, data unchanged)",
     )
+
+
+# -- 5b. certificate renewal: a reload, never a new nginx -----------------------------------------------
+
+
+def test_5b_certificate_renewal(stack: Stack) -> None:
+    stack.require("5")
+    started = time.monotonic()
+    client = stack.scope.client
+    nginx_id = client.containers.get(stack.outputs["containers"]["nginx"]).id
+    old_cert = stack.outputs["tlsCertificate"]
+    # Bring the certificate into its early-renewal window, as time would: pulumi-tls then replaces
+    # it (ready_for_renewal), and the proxy hook applies the new one by a reload.
+    state = stack.rehearsal.load_state()
+    (cert,) = [e for e in state["resources"].values() if e["type"] == "tls:index/selfSignedCert:SelfSignedCert"]
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    cert["outputs"]["validityEndTime"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stack.rehearsal.state_path.write_text(json.dumps(state))
+    # The loop cannot know the new certificate in advance: it checks availability, not identity.
+    unverified = ssl.create_default_context()
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    with ClientLoop(stack, pause=0.05, context=unverified) as loop:
+        stack.up()
+    stats = loop.stats
+    assert stack.outputs["tlsCertificate"] != old_cert
+    # The new certificate is what nginx serves (verified against the new output).
+    assert stack.https("GET", "/health")[0] == 200
+    replaced = client.containers.get(stack.outputs["containers"]["nginx"]).id != nginx_id
+    assert not replaced and stats.failed == 0, stats.line()
+    stack.results["5b"] = True
+    say(
+        stack.pytest_config,
+        f"[rehearsal] certificate renewal: requests={stats.sent} failed={stats.failed} "
+        f"proxy_replaced={'yes' if replaced else 'no'}",
+    )
+    stack.summary("5b certificate renewal", time.monotonic() - started, "passed")
+
+
+# -- 5c. the maintenance page ------------------------------------------------------------------------------
+
+
+def test_5c_maintenance(stack: Stack) -> None:
+    stack.require("5")
+    started = time.monotonic()
+    stack.plain["maintenance"] = "true"
+    stack.up()
+    status, headers, body = stack.https_headers("/api/v1/items")
+    health = stack.https("GET", "/health")[0]
+    assert status == 503 and headers.get("retry-after") == "120" and b"maintenance" in body.lower()
+    assert health == 200
+    say(
+        stack.pytest_config,
+        f"[rehearsal] maintenance: status={status} retry_after={headers['retry-after']} health={health}",
+    )
+    stack.plain["maintenance"] = None
+    stack.up()
+    assert stack.items() == ["before-update"]
+    stack.results["5c"] = True
+    stack.summary("5c maintenance", time.monotonic() - started, "passed")
 
 
 # -- 6. destroy keeps the protected volumes; a re-up reattaches them -------------------------------------

@@ -325,7 +325,7 @@ def test_validation_also_guards_render_and_replace() -> None:
         ("api_host", "api;"),
         ("api_host", "a pi"),
         ("resolver", "127.0.0.11; evil"),
-        ("cert_path", "relative/cert.pem"),
+        ("cert_path", "tls/cert.pem;"),
         ("key_path", "/etc/with space/key.pem"),
         ("log_dir", "/var/log;"),
         ("temp_dir", "/tmp/{x}"),

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+
 from program import Deployment
 from workspace import Workspace
 
@@ -56,7 +60,9 @@ def test_api_container_shape(prod: Deployment) -> None:
     ]
     assert api.inputs["wait"] is True and api.inputs["restart"] == "unless-stopped"
     assert api.inputs["memory"] == 2048
-    assert api.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["api"]}]
+    (network,) = api.inputs["networksAdvanced"]
+    assert network["name"] == "catalogizer-net" and network["aliases"][0] == "api"
+    assert re.fullmatch(r"api-[0-9a-f]{12}", network["aliases"][1])
 
 
 def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> None:
@@ -71,7 +77,13 @@ def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> 
 def test_fixed_name_containers_are_replaced_delete_first(prod: Deployment) -> None:
     fixed = [c for c in prod.of_type("docker:index/container:Container") if c.inputs.get("name")]
     roles = {label["value"] for c in fixed for label in c.inputs["labels"] if label["label"] == "catalogizer.role"}
-    assert roles == {"postgres", "redis", "nginx", "prometheus", "grafana", "backup-scheduler"}
+    monitoring = {
+        "prometheus",
+        "grafana",
+        "alertmanager",
+        *(f"{s}-exporter" for s in ("postgres", "redis", "nginx", "blackbox")),
+    }
+    assert roles == {"postgres", "redis", "nginx", "backup-scheduler", *monitoring}
     for container in fixed:
         assert container.delete_before_replace_defined and container.delete_before_replace, container.name
 
@@ -97,25 +109,56 @@ def test_replicas_share_the_api_alias(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"api": {"replicas": 3}})
     replicas = deployment.containers("api")
     assert len(replicas) == 3
-    assert {tuple(r.inputs["networksAdvanced"][0]["aliases"]) for r in replicas} == {("api",)}
+    # One version: every replica has the shared alias and the same version alias.
+    assert len({tuple(r.inputs["networksAdvanced"][0]["aliases"]) for r in replicas}) == 1
     assert len({r.state["name"] for r in replicas}) == 3
     assert len(deployment.outputs["containers"]["api"]) == 3
 
 
 def test_image_built_from_checkout_root(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"api": {"goVersion": "1.21"}})
-    (build,) = deployment.of_type("docker:index/image:Image")
+    build = deployment.named("api-image-build")
+    env = build.inputs["environment"]
     checkout = workspace.project.parent / "Catalogizer"
-    assert build.inputs["build"]["context"] == str(checkout)
-    assert build.inputs["build"]["dockerfile"] == str(checkout / "catalog-api" / "Dockerfile")
-    assert build.inputs["build"]["args"] == {"GO_VERSION": "1.21"}
-    assert build.inputs["skipPush"] is True
-    assert deployment.container("api").inputs["image"] == build.state["repoDigest"]
+    assert build.inputs["create"] == "python3 scripts/api_image.py"
+    assert env["BUILD_CONTEXT"] == str(checkout)
+    assert env["DOCKERFILE"] == str(checkout / "catalog-api" / "Dockerfile")
+    assert json.loads(env["BUILD_ARGS"]) == {"GO_VERSION": "1.21"}
+    assert env["IMAGE_REPOSITORY"] == "catalogizer-dev-api" and env["KEEP_IMAGES"] == "3"
+    # Not a git checkout here: the version is the context's content hash plus the recipe's.
+    assert re.fullmatch(r"ctx-[0-9a-f]{12}-[0-9a-f]{6}", env["IMAGE_TAG"])
+    assert deployment.container("api").inputs["image"] == json.loads(build.state["stdout"])["image"]
+    assert deployment.outputs["apiVersions"] == [{"tag": env["IMAGE_TAG"], "serving": True}]
+
+
+def test_the_version_follows_what_is_built(workspace: Workspace) -> None:
+    tag = workspace.deploy("dev").named("api-image-build").inputs["environment"]["IMAGE_TAG"]
+    dockerfile = workspace.project.parent / "Catalogizer" / "catalog-api" / "Dockerfile"
+    dockerfile.write_text("FROM scratch\nLABEL changed=yes\n")
+    changed = workspace.deploy("dev").named("api-image-build").inputs["environment"]["IMAGE_TAG"]
+    other_args = workspace.deploy("dev", {"api": {"goVersion": "1.22"}}).named("api-image-build")
+    assert len({tag, changed, other_args.inputs["environment"]["IMAGE_TAG"]}) == 3
+    dockerfile.write_text("FROM scratch\n")
+    assert workspace.deploy("dev").named("api-image-build").inputs["environment"]["IMAGE_TAG"] == tag
+
+
+def test_a_clean_git_checkout_is_versioned_by_its_commit(workspace: Workspace) -> None:
+    checkout = workspace.project.parent / "Catalogizer"
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "v1"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    tag = workspace.deploy("dev").named("api-image-build").inputs["environment"]["IMAGE_TAG"]
+    assert re.fullmatch(rf"git-{head[:12]}-[0-9a-f]{{6}}", tag)
+    (checkout / "uncommitted.txt").write_text("x")
+    dirty = workspace.deploy("dev").named("api-image-build").inputs["environment"]["IMAGE_TAG"]
+    assert dirty.startswith("ctx-")
 
 
 def test_prebuilt_image_reference(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"api": {"source": None, "image": "registry.example.com/catalog-api:2.1"}})
-    assert not deployment.of_type("docker:index/image:Image")
+    assert not [c for c in deployment.of_type("command:local:Command") if c.name == "api-image-build"]
     prebuilt = deployment.named("api-image-prebuilt")
     assert prebuilt.inputs["name"] == "registry.example.com/catalog-api:2.1"
     assert deployment.container("api").inputs["image"] == prebuilt.state["imageId"]
@@ -129,12 +172,14 @@ def test_new_image_digest_changes_the_container_image(workspace: Workspace) -> N
 
 def test_images_are_built_for_the_configured_docker_host_platform(workspace: Workspace) -> None:
     default = workspace.deploy("prod")
-    builds = default.of_type("docker:index/image:Image")
-    assert len(builds) == 2  # the API and the backup scheduler
-    assert {b.inputs["build"]["platform"] for b in builds} == {"linux/amd64"}
+    (scheduler,) = default.of_type("docker:index/image:Image")
+    assert scheduler.inputs["build"]["platform"] == "linux/amd64"
+    assert default.named("api-image-build").inputs["environment"]["PLATFORM"] == "linux/amd64"
     assert default.named("preflight-checks").inputs["environment"]["PREFLIGHT_PLATFORM"] == "linux/amd64"
     arm = workspace.deploy("prod", {"api": {"platform": "linux/arm64"}})
-    assert {b.inputs["build"]["platform"] for b in arm.of_type("docker:index/image:Image")} == {"linux/arm64"}
+    (scheduler,) = arm.of_type("docker:index/image:Image")
+    assert scheduler.inputs["build"]["platform"] == "linux/arm64"
+    assert arm.named("api-image-build").inputs["environment"]["PLATFORM"] == "linux/arm64"
     assert arm.named("preflight-checks").inputs["environment"]["PREFLIGHT_PLATFORM"] == "linux/arm64"
 
 

@@ -44,5 +44,5 @@ def test_staging_runs_in_release_mode_without_hsts(deployments: dict[str, Deploy
     staging = deployments["staging"]
     assert staging.env(staging.container("api"))["GIN_MODE"] == "release"
     assert staging.outputs["url"] == "https://staging.catalogizer.example.com:9443"
-    nginx_conf = staging.container("nginx").inputs["uploads"][0]["content"]
+    nginx_conf = staging.named("proxy-config").inputs["environment"]["NGINX_CONF"]
     assert "Strict-Transport-Security" not in nginx_conf

@@ -83,7 +83,13 @@ def test_hook_outputs_are_exported_without_extra_keys(workspace: Workspace) -> N
 
 
 def test_no_restore_without_restore_from(dev: Deployment) -> None:
-    assert [c.name for c in dev.of_type(COMMAND)] == ["preflight-checks", "backup-pg-dump", "health-verify"]
+    assert sorted(c.name for c in dev.of_type(COMMAND)) == [
+        "api-image-build",
+        "backup-pg-dump",
+        "health-verify",
+        "preflight-checks",
+        "proxy-config",
+    ]
 
 
 def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> None:
@@ -134,7 +140,7 @@ def test_preflight_runs_before_every_container(prod: Deployment) -> None:
     for container in prod.of_type("docker:index/container:Container"):
         assert prod.waits_for(container, preflight), container.name
     env = preflight.inputs["environment"]
-    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000"
+    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000,127.0.0.1:9093"
     assert env["PREFLIGHT_MIN_FREE_GB"] == "10" and env["STACK_LABEL"] == "catalogizer"
     assert env["TLS_CERT_FILE"].endswith("ssl/cert.pem")
 

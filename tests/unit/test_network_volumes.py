@@ -22,7 +22,7 @@ def test_data_volumes_are_protected_and_retained(prod: Deployment) -> None:
         "catalogizer-prometheus-data",
         "catalogizer-grafana-data",
     }
-    logs = {"catalogizer-api-logs", "catalogizer-nginx-logs"}
+    logs = {"catalogizer-api-logs", "catalogizer-nginx-logs", "catalogizer-nginx-config"}
     assert set(volumes) == data | logs
     for name in data:
         assert volumes[name].protect and volumes[name].retain_on_delete, name
@@ -38,4 +38,5 @@ def test_monitoring_volumes_only_with_monitoring(dev: Deployment) -> None:
         "catalogizer-dev-redis-data",
         "catalogizer-dev-api-logs",
         "catalogizer-dev-nginx-logs",
+        "catalogizer-dev-nginx-config",
     }

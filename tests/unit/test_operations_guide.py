@@ -11,6 +11,7 @@ from program import Deployment
 from workspace import Workspace
 
 from settings import PLAIN_KEYS, SECRET_KEYS, SECRET_OBJECT_KEYS, STRUCTURED_KEYS
+from settings.model import EMAIL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "operations.md"
@@ -27,6 +28,7 @@ RUNBOOK_SECTIONS = [
     "Common issues and remediation",
     "Maintenance windows",
     "Periodic tasks",
+    "Alerts",
 ]
 
 
@@ -38,11 +40,15 @@ def command_lines() -> list[str]:
 def known_keys() -> set[str]:
     keys = {f"catalogizer:{k}" for k in (*PLAIN_KEYS, *SECRET_KEYS)}
     keys |= {f"catalogizer:{section}.{field}" for section, fields in STRUCTURED_KEYS.items() for field in fields}
+    # The object catalogizer:alerts.email is set field by field.
+    keys |= {f"catalogizer:alerts.email.{field}" for field in EMAIL_KEYS}
     return keys | {"docker:host"} | {f"catalogizer:{k}" for k in SECRET_OBJECT_KEYS}
 
 
 def config_key(word: str) -> str:
-    """An object key set by --path (`catalogizer:backupRepositoryEnv.AWS_ACCESS_KEY_ID`) is its object's."""
+    """An object key set by --path (`catalogizer:backupRepositoryEnv.AWS_ACCESS_KEY_ID`) is its object's;
+    a list element (webhookUrls[0]) is set through its list's key."""
+    word = re.sub(r"\[\d+\]$", "", word)
     head, _, _ = word.partition(".")
     return head if head.split(":", 1)[-1] in SECRET_OBJECT_KEYS else word
 

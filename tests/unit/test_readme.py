@@ -19,6 +19,17 @@ def test_config_table_matches_settings() -> None:
 
 def test_readme_names_one_deploy_and_one_test_command() -> None:
     text = README.read_text()
-    assert text.count("```bash\n./deploy.sh dev\n```") == 1
-    assert text.count("```bash\npython -m pytest\n```") == 1
-    assert "python -m pytest" in (README.parent / ".ci" / "run").read_text()
+    blocks = re.findall(r"^```bash\n(.*?)```", text, re.M | re.S)
+    assert blocks == ["./deploy.sh dev\n", "./test.sh\n"]
+    # The Test section shows its one command first.
+    test_section = text[text.index("## Test\n") :]
+    assert test_section.split("```bash\n", 1)[1].startswith("./test.sh\n")
+    assert test_section.index("./test.sh\n") < test_section.index("./test.sh unit")
+
+
+def test_ci_runs_the_readme_test_command_plus_lint_only() -> None:
+    run = (README.parent / ".ci" / "run").read_text()
+    commands = [
+        line.strip() for line in run.splitlines() if line.strip() and not line.lstrip().startswith(("#", "set ", "cd "))
+    ]
+    assert commands == ["./test.sh", ".venv/bin/ruff check --no-cache ."]

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs the test suite, preparing whatever is missing first.
+#
+#   ./test.sh              every layer: unit, rendering, real services, rehearsal (needs root or
+#                          sudo the first time, to install the host packages and start Docker)
+#   ./test.sh unit         the fast layer only: no Docker, no root
+#   ./test.sh smoke        the Automation-API smoke test against the real Pulumi engine (needs
+#                          the Pulumi CLI; not part of the suite)
+#   ./test.sh [LAYER] [pytest options...]   e.g. ./test.sh unit -k deploy -x
+#
+# Set-up, each step only when needed: the host packages and the Docker engine through
+# .ci/setup-host.sh (full suite only), the virtualenv .venv, the requirements.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+
+say() { printf '[test] %s\n' "$*" >&2; }
+die() { printf '[test] ERROR: %s\n' "$*" >&2; exit 1; }
+
+layer=all
+case ${1:-} in
+    unit | rendering | real | rehearsal | smoke | all) layer=$1 && shift ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+esac
+
+# -- host: packages and the Docker engine (only the layers that use them) ---------------------------
+# Root runs .ci/setup-host.sh every time (it is idempotent and quick when all is there); anyone
+# else only when something is missing, through sudo.
+host_ready() {
+    local tool
+    for tool in docker debootstrap nginx openssl psql redis-cli git curl; do
+        PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null || { say "missing on this host: $tool"; return 1; }
+    done
+    docker info >/dev/null 2>&1 || { say "the Docker engine does not answer (for you)"; return 1; }
+}
+
+prepare_host() {
+    if [ "$(id -u)" -eq 0 ]; then
+        bash .ci/setup-host.sh
+        return 0
+    fi
+    host_ready && return 0
+    command -v sudo >/dev/null ||
+        die "the host needs Debian packages and a running Docker engine: run 'bash .ci/setup-host.sh' as root once, then rerun (or run './test.sh unit', which needs neither)"
+    say "preparing the host with sudo .ci/setup-host.sh (Debian packages, Docker engine)"
+    sudo bash .ci/setup-host.sh
+    host_ready ||
+        die "the host is still not ready after .ci/setup-host.sh (see above); if Docker refuses you, add yourself to the docker group (sudo usermod -aG docker \"${USER:-$(id -un)}\") and log in again"
+}
+
+# -- the virtualenv and the requirements ---------------------------------------------------------------
+requirements_digest() {
+    .venv/bin/python -c 'import hashlib, pathlib, sys; print(hashlib.sha256(b"".join(pathlib.Path(p).read_bytes() for p in sys.argv[1:])).hexdigest())' requirements.txt requirements-dev.txt
+}
+
+prepare_venv() {
+    if [ ! -x .venv/bin/python ]; then
+        command -v python3 >/dev/null || die "python3 is missing: install Python 3.11 or newer (sudo apt-get install python3 python3-venv)"
+        say "creating the virtualenv .venv"
+        python3 -m venv .venv ||
+            { rm -rf .venv; die "python3 cannot create a virtualenv: install its venv module (sudo apt-get install python3-venv) and rerun"; }
+    fi
+    local stamp=.venv/.requirements.sha256 digest
+    digest=$(requirements_digest)
+    if [ "$(cat "$stamp" 2>/dev/null || true)" != "$digest" ]; then
+        say "installing requirements-dev.txt into .venv"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt ||
+            die "pip could not install requirements-dev.txt (see above): check the network or the package index, then rerun"
+        echo "$digest" >"$stamp"
+    fi
+}
+
+# The host first: on a fresh Debian it also brings python3-venv.
+case $layer in
+    rendering | real | rehearsal | all) prepare_host ;;
+esac
+prepare_venv
+# As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+case $layer in
+    unit) exec .venv/bin/python -m pytest tests/unit "$@" ;;
+    smoke) exec .venv/bin/python -m smoke "$@" ;;
+    rendering | real) exec .venv/bin/python -m pytest "tests/$layer" "$@" ;;
+    rehearsal) exec .venv/bin/python -m pytest tests/rehearsal -s "$@" ;;
+    all) exec .venv/bin/python -m pytest "$@" ;;
+esac
