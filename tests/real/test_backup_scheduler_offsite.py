@@ -4,6 +4,9 @@ Two schedulers run side by side through the same minute: one pushes its schedule
 local-folder repository (mounted at its own path, as components/backup_scheduler.py does),
 reads all of it back with `check --read-data-subset`, and passes the restore drill; the other
 has a repository that was never initialised, so its push fails and it turns unhealthy at once.
+Both serve what they recorded on /metrics, and the program's alert rules under promtool fire
+OffsitePushFailed and RestoreDrillFailed on the broken one's page (not BackupOverdue: its local
+dump is good) and nothing on the good one's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from alerting_support import promtool_alerts_on, scheduler_metrics
 from docker.models.containers import Container
 from docker_harness import DockerScope, healthcheck, wait_health_status
 from images import tags
@@ -86,16 +90,21 @@ def test_scheduled_push_check_and_drill_and_a_failed_push_is_unhealthy(
     wait_health_status(broken, "healthy", timeout=30)
 
     deadline = time.monotonic() + 100
-    while time.monotonic() < deadline and "lastDrill" not in status_of(ok):
+    while time.monotonic() < deadline and "lastDrillRecord" not in status_of(ok):
         time.sleep(1)
     status = status_of(ok)
-    assert status.get("lastDrill", {}).get("ok") is True, status
-    assert status["lastDrill"]["snapshot"] == status["lastSnapshot"] and status["lastDrill"]["rows"] == 800
+    record = status.get("lastDrillRecord", {})
+    assert record.get("ok") is True and status["lastDrillOk"] is True and status["lastOffsitePushOk"] is True, status
+    assert record["snapshot"] == status["lastSnapshot"] and record["rows"] == 800
     snapshots = good.restic("snapshots", "--json", "--tag", "stack=cztest,kind=scheduled", password=repo_password)
     assert [s["short_id"] for s in json.loads(snapshots.stdout)] == [status["lastSnapshot"]]
     logs = ok.logs().decode()
     assert '"checked": "read 100% of the data"' in logs and '"event": "restore drill"' in logs
     wait_health_status(ok, "healthy", timeout=10)
+    page = scheduler_metrics(docker_scope, ok)
+    assert "catalogizer_backup_offsite_last_push_success 1\n" in page
+    assert "catalogizer_restore_drill_last_success 1\n" in page and "catalogizer_backup_overdue 0\n" in page
+    promtool_alerts_on(docker_scope, page, (), quiet=("OffsitePushFailed", "RestoreDrillFailed", "BackupOverdue"))
 
     # Its scheduled dump is fine locally, but the push fails: unhealthy now, not after the grace period.
     wait_health_status(broken, "unhealthy", timeout=30)
@@ -103,6 +112,16 @@ def test_scheduled_push_check_and_drill_and_a_failed_push_is_unhealthy(
     last_check = broken.attrs["State"]["Health"]["Log"][-1]["Output"]
     assert "the last scheduled backup failed: restic backup on" in last_check
     assert list((tmp_path / "bad" / "backups").glob("cztest_*.dump"))
+    # Its drill (same minute, after the push) fails as well: there is nothing to restore.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "lastDrillRecord" not in status_of(broken):
+        time.sleep(1)
+    status = status_of(broken)
+    assert status["lastOffsitePushOk"] is False and status["lastSuccess"] > 0 and status["lastDrillOk"] is False, status
+    page = scheduler_metrics(docker_scope, broken)
+    assert "catalogizer_backup_offsite_last_push_success 0\n" in page and "catalogizer_backup_overdue 0\n" in page
+    assert "catalogizer_restore_drill_last_success 0\n" in page
+    promtool_alerts_on(docker_scope, page, ("OffsitePushFailed", "RestoreDrillFailed"), quiet=("BackupOverdue",))
     for container in (ok, broken):
         assert pg_password not in container.logs().decode() and repo_password not in container.logs().decode()
     assert repo_password not in last_check

@@ -3,6 +3,8 @@
 The drill restores the newest off-host snapshot into a scratch database and compares it with
 the manifest taken with the dump. It must pass on a good copy, and fail on a damaged pack file
 and on a dump whose row counts differ from its manifest; the live database is never touched.
+The scheduler's health check and /metrics page read its record: a failed drill fires
+RestoreDrillFailed under promtool with the program's rules.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from alerting_support import promtool_alerts_on
 from docker.models.containers import Container
 from docker_harness import DockerScope
 from offsite_targets import BACKUP, DRILL, PREFLIGHT, Target, hook_env, local_target, preflight_env
@@ -51,6 +54,16 @@ def drill(target: Target, env: dict[str, str]) -> tuple[int, dict, str]:
     return result.returncode, record, result.stderr
 
 
+def scheduler_page(target: Target, env: dict[str, str]) -> str:
+    """The scheduler's /metrics page (`--metrics`) from the same status file and drill record."""
+    status = Path(env["BACKUP_DIR"]) / "scheduler-status.json"
+    status.write_text(json.dumps({"started": time.time()}))
+    page_env = {**env, "BACKUP_SCHEDULE": "0 2 * * *", "BACKUP_STATUS_FILE": str(status)}
+    result = target.run(SCRIPTS / "backup_scheduler.py", page_env, "--metrics")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def scheduler_health(target: Target, env: dict[str, str]) -> tuple[int, str]:
     """The scheduler's health check (`--check`) reading the drill record in the backup folder."""
     status = Path(env["BACKUP_DIR"]) / "scheduler-status.json"
@@ -75,6 +88,7 @@ def test_a_good_copy_passes_a_forged_manifest_and_a_damaged_pack_fail(
     assert psql_exec(docker_scope, pg, "SELECT count(*) FROM media") == "2000"
     assert not list(Path(env["BACKUP_DIR"]).glob(".drill-*"))
     assert scheduler_health(target, env) == (0, "last dump none yet\n")
+    assert "catalogizer_restore_drill_last_success 1\n" in scheduler_page(target, env)
 
     # 2. The same dump pushed again with a manifest that promised one more row than it holds.
     forged = tmp_path / "forged"
@@ -113,3 +127,7 @@ def test_a_good_copy_passes_a_forged_manifest_and_a_damaged_pack_fail(
     # The scheduler reads the same record: unhealthy, naming the snapshot and the error.
     code, message = scheduler_health(target, env)
     assert code == 1 and message.startswith(f"the restore drill of snapshot {record['snapshot']} failed: restic dump")
+    # ... and serves the value RestoreDrillFailed fires on, which promtool confirms with the rendered rules.
+    page = scheduler_page(target, env)
+    assert "catalogizer_restore_drill_last_success 0\n" in page
+    promtool_alerts_on(docker_scope, page, ("RestoreDrillFailed",), quiet=("BackupOverdue", "OffsitePushFailed"))
