@@ -132,9 +132,10 @@ def drill_status(record: dict[str, object]) -> dict[str, object]:
 
 
 def metrics_status() -> dict[str, object]:
-    """The status file with the drill fields of the newest drill record, for the /metrics page."""
+    """The status file with the drill fields of the newest drill record, for the /metrics page.
+    Without a repository no drill runs; a record left in the folder from before is not current."""
     status = read_status()
-    record = current_drill(status)
+    record = current_drill(status) if os.environ.get("RESTIC_REPOSITORY") else None
     if record is not None:
         status.update(drill_status(record))
     return status

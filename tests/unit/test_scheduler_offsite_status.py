@@ -98,6 +98,8 @@ def test_a_failed_push_fires_offsite_push_failed_not_backup_overdue(scheduler: P
 
 def test_without_a_repository_no_push_or_drill_metrics(scheduler: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RESTIC_REPOSITORY")
+    # A failed drill's record from when the stack still had a repository is not current.
+    (scheduler / "cztest_restore-drill.json").write_text(json.dumps({"ok": False, "at": "2026-11-01T04:00:00+00:00"}))
     status: dict[str, object] = {"started": 1.0}
     backup_scheduler.run_once(None, Path("/backups"), "cztest", 3, status)  # type: ignore[arg-type]
     page = backup_scheduler.metrics_page()
