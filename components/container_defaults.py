@@ -36,9 +36,7 @@ def labels(settings: Settings, role: str) -> list[dict[str, str]]:
     ]
 
 
-def managed_container(
-    settings: Settings, role: str, *extra_labels: dict[str, str], memory_mb: int
-) -> dict[str, Any]:
+def managed_container(settings: Settings, role: str, *extra_labels: dict[str, str], memory_mb: int) -> dict[str, Any]:
     """Container inputs every container of the stack gets."""
     return {
         "labels": [*labels(settings, role), *extra_labels],

@@ -14,7 +14,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "TLS_KEY_PEM")
+SECRET_ENV = ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "TLS_KEY_PEM", "RESTIC_PASSWORD")
+# Comma-separated names of further secret variables (the restic backend's, from
+# catalogizer:backupRepositoryEnv); the names are not secret, their values are.
+EXTRA_SECRET_ENV = "BACKUP_SECRET_ENV"
 
 
 class HookError(Exception):
@@ -38,7 +41,8 @@ def env_int(name: str, default: int | None = None) -> int:
 
 def scrub(text: str) -> str:
     """Removes any secret value we were given from text bound for logs or errors."""
-    for name in SECRET_ENV:
+    extra = [n for n in os.environ.get(EXTRA_SECRET_ENV, "").split(",") if n]
+    for name in (*SECRET_ENV, *extra):
         value = os.environ.get(name)
         if value and len(value) >= 4:
             text = text.replace(value, "***")

@@ -69,6 +69,32 @@ BAD_INPUTS = [
     ("dev", {"api": {"platform": "windows/amd64"}}, ["catalogizer:api.platform", "not a Linux platform"]),
     ("dev", {"health": {"waitTimeoutSeconds": 5}}, ["catalogizer:health.waitTimeoutSeconds", "outside 10-3600"]),
     ("dev", {"restoreFrom": "backups/none.dump"}, ["catalogizer:restoreFrom", "cannot read", "none.dump"]),
+    # Off-host backups (issue 11).
+    ("dev", {"backup": {"repository": "b2:bucket/x"}}, ["catalogizer:backup.repository", "'b2'", "sftp:user@host"]),
+    ("dev", {"backup": {"repository": "sftp:"}}, ["catalogizer:backup.repository", "not a repository kind"]),
+    (
+        "dev",
+        {"backup": {"repository": "rest:https://u:pw@host/"}},
+        ["catalogizer:backup.repository", "password in its URL", "backupRepositoryEnv"],
+    ),
+    ("dev", {"backup": {"keepDaily": 7}}, ["catalogizer:backup.keepDaily", "only used with an off-host repository"]),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r", "keepWeekly": -1}},
+        ["catalogizer:backup.keepWeekly", "outside 0-1000"],
+    ),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r", "drillSchedule": "weekly"}},
+        ["catalogizer:backup.drillSchedule", "5 fields", "0 4 * * 0"],
+    ),
+    ("dev", {"restoreFrom": "restic:latest"}, ["catalogizer:restoreFrom", "catalogizer:backup.repository is not set"]),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r"}, "restoreFrom": "restic:../x"},
+        ["catalogizer:restoreFrom", "not a snapshot", "restic:latest"],
+    ),
+    ("dev", {"backupRepositoryPasword": "x"}, ["unknown key", "Did you mean 'catalogizer:backupRepositoryPassword'?"]),
     (
         "prod",
         {"alerts": {"webhookUrls": ["https://ok.example.com/a", "hooks.slack.com/services/x"]}},
