@@ -134,7 +134,7 @@ def test_dumps_of_lists_only_this_stacks_dumps_oldest_first(tmp_path: Path) -> N
 
 
 def _dumps(directory: Path, count: int) -> list[str]:
-    names = [f"{STACK}_202611{day:02d}T020000000Z.dump" for day in range(1, count + 1)]
+    names = [f"{STACK}_200011{day:02d}T020000000Z.dump" for day in range(1, count + 1)]
     for name in names:
         _touch(directory, name, name + ".sha256")
     return names
