@@ -24,7 +24,7 @@ def test_prometheus_scrapes_every_api_replica(prod: Deployment) -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api_job = next(job for job in jobs.values() if "dns_sd_configs" in job)
     assert api_job["dns_sd_configs"][0]["names"] == ["api"] and api_job["dns_sd_configs"][0]["port"] == 8080
-    assert api_job.get("metrics_path", "/metrics") == "/metrics"
+    assert api_job["metrics_path"] == "/metrics"
     (port,) = prometheus.inputs["ports"]
     assert (port["internal"], port["external"], port["ip"]) == (9090, 9090, "127.0.0.1")
     assert prometheus.inputs["mounts"][0]["source"] == "catalogizer-prometheus-data"
