@@ -34,6 +34,21 @@ if cmd == "inspect":
     out(status + "\n")
 elif cmd == "logs":
     out("".join(f"log line {i} of {argv[-1]}\n" for i in range(int(argv[2]))))
+elif cmd == "version":
+    out(os.environ.get("FAKE_VERSION", "24.0.7") + "\n")
+    sys.stderr.write(os.environ.get("FAKE_VERSION_ERR", ""))
+    sys.exit(int(os.environ.get("FAKE_VERSION_EXIT", "0")))
+elif cmd == "info":
+    out(os.environ.get("FAKE_DOCKER_ROOT", "") + "\n")
+elif cmd == "run":
+    out(os.environ.get("FAKE_DF", ""))
+    sys.stderr.write(os.environ.get("FAKE_RUN_ERR", ""))
+    sys.exit(int(os.environ.get("FAKE_RUN_EXIT", "0")))
+elif cmd == "ps" and "{{.Ports}}" in argv:
+    out(os.environ.get("FAKE_PS_PORTS", ""))
+elif cmd == "ps" and "{{.Names}}" in argv:
+    port = argv[argv.index("--filter") + 1].removeprefix("publish=")
+    out(os.environ.get("FAKE_PS_PUBLISH_" + port, ""))
 elif cmd == "ps":
     out(os.environ.get("FAKE_PS", "") + "\n")
     sys.stderr.write(os.environ.get("FAKE_PS_ERR", ""))
