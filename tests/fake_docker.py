@@ -23,26 +23,30 @@ if os.path.basename(sys.argv[0]) != "docker":  # called directly, as the schedul
 with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
     seen = {k: os.environ.get(k) for k in ("PGPASSWORD", "REDISCLI_AUTH")}
     log.write(json.dumps({"argv": argv, "env": seen}) + "\n")
+GARBLE = b"\xff" if os.environ.get("FAKE_GARBLE") else b""  # bytes that are not UTF-8
 def out(text):
     sys.stdout.buffer.write(text.encode() if isinstance(text, str) else text)
+def err(text):
+    if text:
+        sys.stderr.buffer.write(text.encode() + GARBLE)
 cmd = argv[0]
 if cmd == "inspect":
     status = os.environ.get("FAKE_STATUS", "running")
     if status == "missing":
-        sys.stderr.write("Error: No such object: " + argv[-1] + " " + os.environ.get("PGPASSWORD", "") + "\n")
+        err("Error: No such object: " + argv[-1] + " " + os.environ.get("PGPASSWORD", "") + "\n")
         sys.exit(1)
     out(status + "\n")
 elif cmd == "logs":
-    out("".join(f"log line {i} of {argv[-1]}\n" for i in range(int(argv[2]))))
+    out("".join(f"log line {i} of {argv[-1]}\n" for i in range(int(argv[2]))).encode() + GARBLE)
 elif cmd == "version":
     out(os.environ.get("FAKE_VERSION", "24.0.7") + "\n")
-    sys.stderr.write(os.environ.get("FAKE_VERSION_ERR", ""))
+    err(os.environ.get("FAKE_VERSION_ERR", ""))
     sys.exit(int(os.environ.get("FAKE_VERSION_EXIT", "0")))
 elif cmd == "info":
     out(os.environ.get("FAKE_DOCKER_ROOT", "") + "\n")
 elif cmd == "run":
     out(os.environ.get("FAKE_DF", ""))
-    sys.stderr.write(os.environ.get("FAKE_RUN_ERR", ""))
+    err(os.environ.get("FAKE_RUN_ERR", ""))
     sys.exit(int(os.environ.get("FAKE_RUN_EXIT", "0")))
 elif cmd == "ps" and "{{.Ports}}" in argv:
     out(os.environ.get("FAKE_PS_PORTS", ""))
@@ -51,10 +55,10 @@ elif cmd == "ps" and "{{.Names}}" in argv:
     out(os.environ.get("FAKE_PS_PUBLISH_" + port, ""))
 elif cmd == "ps":
     out(os.environ.get("FAKE_PS", "") + "\n")
-    sys.stderr.write(os.environ.get("FAKE_PS_ERR", ""))
+    err(os.environ.get("FAKE_PS_ERR", ""))
     sys.exit(int(os.environ.get("FAKE_PS_EXIT", "0")))
 elif cmd == "stop":
-    sys.stderr.write(os.environ.get("FAKE_STOP_ERR", ""))
+    err(os.environ.get("FAKE_STOP_ERR", ""))
     sys.exit(int(os.environ.get("FAKE_STOP_EXIT", "0")))
 elif cmd == "exec":
     rest = argv[1:]
@@ -63,28 +67,28 @@ elif cmd == "exec":
     tool = rest[1]
     if tool == "pg_dump":
         out(open(os.environ["FAKE_DUMP"], "rb").read() if os.environ.get("FAKE_DUMP") else b"")
-        sys.stderr.write(os.environ.get("FAKE_DUMP_ERR", ""))
+        err(os.environ.get("FAKE_DUMP_ERR", ""))
         sys.exit(int(os.environ.get("FAKE_DUMP_EXIT", "0")))
     elif tool == "pg_restore" and "--list" in rest:
         data = sys.stdin.buffer.read()
         if not data.startswith(b"PGDMP"):
-            sys.stderr.write("pg_restore: error: input file does not appear to be a valid archive\n")
+            err("pg_restore: error: input file does not appear to be a valid archive\n")
             sys.exit(1)
         toc = "".join(f"{i}; 0 0 TABLE public t{i} owner\n" for i in range(data.count(b"|")))
-        out(";\n; Archive created\n;\n\n" + toc)
+        out((";\n; Archive created\n;\n\n" + toc).encode() + GARBLE)
     elif tool == "pg_restore":
         data = sys.stdin.buffer.read()
         out(b"-- SQL of " + data)
-        sys.stderr.write(os.environ.get("FAKE_TO_SQL_ERR", ""))
+        err(os.environ.get("FAKE_TO_SQL_ERR", ""))
         sys.exit(int(os.environ.get("FAKE_TO_SQL_EXIT", "0")))
     elif tool == "psql":
         with open(os.environ["FAKE_PSQL_INPUT"], "wb") as f:
             f.write(sys.stdin.buffer.read())
-        sys.stderr.write(os.environ.get("FAKE_PSQL_ERR", ""))
+        err(os.environ.get("FAKE_PSQL_ERR", ""))
         sys.exit(int(os.environ.get("FAKE_PSQL_EXIT", "0")))
     elif tool == "wget":
-        out(os.environ.get("FAKE_API_BODY", '{"status": "healthy"}'))
-        sys.stderr.write(os.environ.get("FAKE_API_ERR", ""))
+        out(os.environ.get("FAKE_API_BODY", '{"status": "healthy"}').encode() + GARBLE)
+        err(os.environ.get("FAKE_API_ERR", ""))
         sys.exit(int(os.environ.get("FAKE_API_EXIT", "0")))
     elif tool == "pg_isready":
         out("127.0.0.1:5432 - accepting connections\n")
