@@ -55,6 +55,10 @@ def main() -> int:
     if sys.argv[1] == "sample":
         print("\n".join(sample(int(sys.argv[2]), int(sys.argv[3]))))
         return 0
+    if sys.argv[1] == "pending":
+        codes = results()
+        print("\n".join(n for n in Path(sys.argv[2]).read_text().split() if codes.get(n) not in KILLED))
+        return 0
     names = Path(sys.argv[2]).read_text().split() if len(sys.argv) > 2 else None
     return score(names)
 

@@ -2,7 +2,8 @@
 # Mutation test of the fast layer (tests/unit + tests/rendering) with mutmut.
 #
 #   bash tests/mutation/run.sh                  # every mutant (nightly: hours on a shared 2-core host)
-#   bash tests/mutation/run.sh --sample 400     # a seeded random sample (MUTATION_SEED, default 16)
+#   bash tests/mutation/run.sh --sample 300     # a seeded random sample (MUTATION_SEED, default 16);
+#                                               # run again, it retests only its mutants not yet killed
 #   bash tests/mutation/run.sh NAME...          # (re)run only these mutants (globs allowed)
 #   bash tests/mutation/run.sh --score          # the score of what has run, and the survivors
 #
@@ -35,9 +36,11 @@ if [[ ${1:-} != --score ]]; then
     if [[ ${1:-} == --sample ]]; then
         # Generates the mutants and the test map, then stops: no name matches this filter.
         mutmut_run 'no-such-mutant*' >/dev/null 2>&1 || true
-        mapfile -t names < <(cd "$work" && "$venv/bin/python" "$root/tests/mutation/mutants.py" sample "$2" "${MUTATION_SEED:-16}")
-        mutmut_run "${names[@]}" || true
-        printf '%s\n' "${names[@]}" >"$work/mutants/sample.txt"
+        (cd "$work" && "$venv/bin/python" "$root/tests/mutation/mutants.py" sample "$2" "${MUTATION_SEED:-16}") \
+            >"$work/mutants/sample.txt"
+        # Killed mutants stay killed (tests are only ever added); the rest are (re)run.
+        mapfile -t names < <(cd "$work" && "$venv/bin/python" "$root/tests/mutation/mutants.py" pending mutants/sample.txt)
+        [[ ${#names[@]} -eq 0 ]] || mutmut_run "${names[@]}" || true
     else
         [[ $# -gt 0 ]] || rm -f "$work/mutants/sample.txt"  # a full run is scored in full
         mutmut_run "$@" || true
