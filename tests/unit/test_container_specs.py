@@ -1,0 +1,288 @@
+"""Every container of the production stack, input by input, as literals.
+
+Memory limits, stop signals and grace periods, health checks, log rotation, mounts, ports
+and aliases are each a decision; a change to any of them takes a change here. Secrets are
+named ({postgresPassword}...) and filled in from the stack; images are checked apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from program import Deployment
+
+EXPECTED: dict[str, dict[str, Any]] = {
+    "postgres-container": {
+        "command": [
+            "postgres",
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "pg_stat_statements.track=all",
+        ],
+        "destroyGraceSeconds": 60,
+        "envs": [
+            "POSTGRES_USER=catalogizer",
+            "POSTGRES_PASSWORD={postgresPassword}",
+            "POSTGRES_DB=catalogizer",
+            "PGDATA=/var/lib/postgresql/data/pgdata",
+        ],
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "30s",
+            "tests": ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "postgres"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 2048,
+        "mounts": [{"source": "catalogizer-postgres-data", "target": "/var/lib/postgresql/data", "type": "volume"}],
+        "name": "catalogizer-postgres",
+        "networksAdvanced": [{"aliases": ["postgres"], "name": "catalogizer-net"}],
+        "ports": [],
+        "restart": "unless-stopped",
+        "shmSize": 256,
+        "stopSignal": "SIGINT",
+        "stopTimeout": 60,
+        "wait": True,
+        "waitTimeout": 180,
+    },
+    "redis-container": {
+        "command": ["redis-server", "/etc/catalogizer-redis.conf"],
+        "envs": ["REDISCLI_AUTH={redisPassword}"],
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "10s",
+            "tests": ["CMD-SHELL", "redis-cli ping | grep -q PONG"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "redis"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 512,
+        "mounts": [{"source": "catalogizer-redis-data", "target": "/data", "type": "volume"}],
+        "name": "catalogizer-redis",
+        "networksAdvanced": [{"aliases": ["redis"], "name": "catalogizer-net"}],
+        "ports": [],
+        "restart": "unless-stopped",
+        "wait": True,
+        "waitTimeout": 120,
+    },
+    "proxy-container": {
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "10s",
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:80/nginx-health"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "nginx"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 256,
+        "mounts": [{"source": "catalogizer-nginx-logs", "target": "/var/log/nginx", "type": "volume"}],
+        "name": "catalogizer-nginx",
+        "networksAdvanced": [{"name": "catalogizer-net"}],
+        "ports": [{"external": 80, "internal": 80}, {"external": 443, "internal": 443}],
+        "restart": "unless-stopped",
+        "wait": True,
+        "waitTimeout": 60,
+    },
+    "monitoring-prometheus": {
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "10s",
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "prometheus"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 512,
+        "mounts": [{"source": "catalogizer-prometheus-data", "target": "/prometheus", "type": "volume"}],
+        "name": "catalogizer-prometheus",
+        "networksAdvanced": [{"aliases": ["prometheus"], "name": "catalogizer-net"}],
+        "ports": [{"external": 9090, "internal": 9090, "ip": "127.0.0.1"}],
+        "restart": "unless-stopped",
+        "wait": True,
+    },
+    "backup-scheduler-container": {
+        "envs": [
+            "PGHOST=postgres",
+            "PGUSER=catalogizer",
+            "PGDATABASE=catalogizer",
+            "PGPASSWORD={postgresPassword}",
+            "BACKUP_DIR=/backups",
+            "BACKUP_KEEP=14",
+            "BACKUP_SCHEDULE=0 2 * * *",
+            "BACKUP_GRACE_SECONDS=1800",
+            "STACK_NAME=catalogizer",
+        ],
+        "healthcheck": {
+            "interval": "30s",
+            "retries": 2,
+            "startPeriod": "10s",
+            "tests": ["CMD", "python3", "/app/backup_scheduler.py", "--check"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "backup-scheduler"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 256,
+        "name": "catalogizer-backup-scheduler",
+        "networksAdvanced": [{"name": "catalogizer-net"}],
+        "restart": "unless-stopped",
+        "volumes": [
+            {"containerPath": "/backups", "hostPath": "/opt/catalogizer/backups"},
+            {"containerPath": "/etc/localtime", "hostPath": "/etc/localtime", "readOnly": True},
+        ],
+        "wait": True,
+    },
+    "monitoring-grafana": {
+        "envs": [
+            "GF_SECURITY_ADMIN_USER=admin",
+            "GF_SECURITY_ADMIN_PASSWORD={grafanaPassword}",
+            "GF_USERS_ALLOW_SIGN_UP=false",
+        ],
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "10s",
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "grafana"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 512,
+        "mounts": [{"source": "catalogizer-grafana-data", "target": "/var/lib/grafana", "type": "volume"}],
+        "name": "catalogizer-grafana",
+        "networksAdvanced": [{"name": "catalogizer-net"}],
+        "ports": [{"external": 3000, "internal": 3000, "ip": "127.0.0.1"}],
+        "restart": "unless-stopped",
+        "wait": True,
+    },
+    "catalogizer-api-0": {
+        "destroyGraceSeconds": 30,
+        "envs": [
+            "HOST=0.0.0.0",
+            "PORT=8080",
+            "API_PORT=8080",
+            "APP_ENV=production",
+            "GIN_MODE=release",
+            "LOG_LEVEL=info",
+            "DATABASE_TYPE=postgres",
+            "DATABASE_HOST=postgres",
+            "DATABASE_PORT=5432",
+            "DATABASE_NAME=catalogizer",
+            "DATABASE_USER=catalogizer",
+            "DATABASE_SSL_MODE=disable",
+            "POSTGRES_HOST=postgres",
+            "POSTGRES_PORT=5432",
+            "POSTGRES_DB=catalogizer",
+            "POSTGRES_USER=catalogizer",
+            "REDIS_ADDR=redis:6379",
+            "REDIS_HOST=redis",
+            "REDIS_PORT=6379",
+            "ADMIN_USERNAME=admin",
+            "CORS_ENABLED=true",
+            "CORS_ALLOWED_ORIGINS=https://catalogizer.example.com",
+            "SMB_ENABLED=true",
+            "MEDIA_ROOT_PATH=/media",
+            "DATABASE_PASSWORD={postgresPassword}",
+            "POSTGRES_PASSWORD={postgresPassword}",
+            "REDIS_PASSWORD={redisPassword}",
+            "JWT_SECRET={jwtSecret}",
+            "ADMIN_PASSWORD={adminPassword}",
+        ],
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 12,
+            "startPeriod": "20s",
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"],
+            "timeout": "5s",
+        },
+        "labels": [
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "api"},
+            {"label": "catalogizer.replica", "value": "0"},
+        ],
+        "logDriver": "json-file",
+        "logOpts": {"max-file": "5", "max-size": "10m"},
+        "memory": 2048,
+        "mounts": [
+            {"readOnly": True, "source": "/opt/catalogizer/media", "target": "/media", "type": "bind"},
+            {"source": "catalogizer-api-logs", "target": "/app/logs", "type": "volume"},
+        ],
+        "networksAdvanced": [{"aliases": ["api"], "name": "catalogizer-net"}],
+        "restart": "unless-stopped",
+        "stopTimeout": 30,
+        "wait": True,
+        "waitTimeout": 180,
+    },
+}
+IMAGES = {
+    "postgres-container": "postgres-image",
+    "redis-container": "redis-image",
+    "proxy-container": "proxy-image",
+    "monitoring-prometheus": "monitoring-prometheus-image",
+    "monitoring-grafana": "monitoring-grafana-image",
+    "backup-scheduler-container": "backup-scheduler-image",
+    "catalogizer-api-0": "api-image-build",
+}
+UPLOADS = {
+    "postgres-container": [],
+    "redis-container": ["/etc/catalogizer-redis.conf"],
+    "proxy-container": ["/etc/nginx/nginx.conf", "/etc/nginx/tls/cert.pem", "/etc/nginx/tls/key.pem"],
+    "monitoring-prometheus": ["/etc/prometheus/prometheus.yml"],
+    "monitoring-grafana": ["/etc/grafana/provisioning/datasources/prometheus.yaml"],
+    "backup-scheduler-container": [],
+    "catalogizer-api-0": [],
+}
+
+
+def _filled(value: Any, secrets: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, secret in secrets.items():
+            value = value.replace("{" + name + "}", secret)
+        return value
+    if isinstance(value, dict):
+        return {k: _filled(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, secrets) for v in value]
+    return value
+
+
+def test_every_production_container(prod: Deployment) -> None:
+    secrets = {k: prod.outputs[k] for k in ("postgresPassword", "redisPassword", "adminPassword", "grafanaPassword")}
+    secrets["jwtSecret"] = prod.named("secrets-jwtSecret").state["result"]
+    containers = {c.name: c for c in prod.of_type("docker:index/container:Container")}
+    assert sorted(containers) == sorted(EXPECTED)
+    for name, container in containers.items():
+        inputs = {k: v for k, v in container.inputs.items() if k not in ("uploads", "image")}
+        assert inputs == _filled(EXPECTED[name], secrets), name
+        image = prod.named(IMAGES[name]).state
+        assert container.inputs["image"] == image.get("imageId", image.get("repoDigest")), name
+        assert [u["file"] for u in container.inputs.get("uploads") or []] == UPLOADS[name], name
