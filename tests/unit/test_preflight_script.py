@@ -111,8 +111,10 @@ def test_check_disk_local(fake_docker: FakeDocker, disks: dict[str, float], monk
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("PREFLIGHT_DISK_PROBE", raising=False)
     fake_docker.set(DOCKER_ROOT="/srv/docker")
-    disks.update({"/srv/docker": 12.34, "/b": 10.0})
-    assert preflight.check_disk(10, Path("/b"), None) == {"dockerRoot": 12.3, "backupDir": 10.0}
+    disks.update({"/srv/docker": 12.34, "/b": 10.26})
+    found = preflight.check_disk(10, Path("/b"), None)
+    assert found == {"dockerRoot": 12.3, "backupDir": 10.3}
+    assert [type(v) for v in found.values()] == [float, float]
     assert fake_docker.argvs() == [["info", "--format", "{{.DockerRootDir}}"]]
 
 
@@ -293,6 +295,18 @@ def test_main_without_certificate_or_ports(
     preflight.main()  # the default floor is 10 GB: exactly 10 passes
     summary = json.loads(capsys.readouterr().out)
     assert summary == {"docker": "24.0.7", "freeGb": {"dockerRoot": 10.0, "backupDir": 10.0}, "ports": []}
+
+
+def test_main_measures_a_remote_engine_with_the_probe_image(
+    host_env: FakeDocker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "ssh://deploy@docker-host")
+    monkeypatch.setenv("PREFLIGHT_PROBE_IMAGE", "postgres:15-alpine")
+    host_env.set(DF="header\n/dev/sda1 1 1 31457280 1% /probe\n")
+    preflight.main()
+    assert json.loads(capsys.readouterr().out)["freeGb"]["dockerRoot"] == 30.0
+    (run,) = [argv for argv in host_env.argvs() if argv[0] == "run"]
+    assert run[4] == "postgres:15-alpine"
 
 
 def test_main_fails_on_the_first_problem(
