@@ -1,0 +1,120 @@
+"""Settings at their bounds, and the exact words of the errors an operator reads."""
+
+from __future__ import annotations
+
+import pytest
+from workspace import Workspace
+
+from settings import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("overrides", "check"),
+    [
+        ({"preflight": {"minFreeGb": 0}}, ("preflight-checks", "PREFLIGHT_MIN_FREE_GB", "0")),
+        ({"preflight": {"minFreeGb": 100000}}, ("preflight-checks", "PREFLIGHT_MIN_FREE_GB", "100000")),
+        ({"backup": {"keep": 1}}, ("backup-pg-dump", "BACKUP_KEEP", "1")),
+        ({"backup": {"keep": 1000}}, ("backup-pg-dump", "BACKUP_KEEP", "1000")),
+        ({"health": {"timeoutSeconds": 5, "intervalSeconds": 1}}, ("health-verify", "HEALTH_TIMEOUT", "5")),
+        ({"health": {"timeoutSeconds": 3600, "intervalSeconds": 60}}, ("health-verify", "HEALTH_INTERVAL", "60")),
+    ],
+)
+def test_values_at_the_bounds_are_accepted(
+    workspace: Workspace, overrides: dict[str, object], check: tuple[str, str, str]
+) -> None:
+    command, key, value = check
+    assert workspace.deploy("dev", overrides).named(command).inputs["environment"][key] == value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"preflight": {"minFreeGb": 100001}},
+            "catalogizer:preflight.minFreeGb: 100001 is outside 0-100000. "
+            "Set it with `pulumi config set --path 'catalogizer:preflight.minFreeGb' <number>`.",
+        ),
+        ({"preflight": {"minFreeGb": -1}}, "catalogizer:preflight.minFreeGb: -1 is outside 0-100000."),
+        ({"backup": {"keep": 1001}}, "catalogizer:backup.keep: 1001 is outside 1-1000."),
+        ({"health": {"timeoutSeconds": 4}}, "catalogizer:health.timeoutSeconds: 4 is outside 5-3600."),
+        ({"health": {"timeoutSeconds": 3601}}, "catalogizer:health.timeoutSeconds: 3601 is outside 5-3600."),
+        ({"health": {"intervalSeconds": 0}}, "catalogizer:health.intervalSeconds: 0 is outside 1-60."),
+        ({"health": {"intervalSeconds": 61}}, "catalogizer:health.intervalSeconds: 61 is outside 1-60."),
+        ({"api": {"replicas": 17}}, "catalogizer:api.replicas"),
+        ({"redis": {"hostPort": 0}}, "catalogizer:redis.hostPort: 0 is outside 1-65535."),
+        ({"postgres": {"hostPort": 65536}}, "catalogizer:postgres.hostPort: 65536 is outside 1-65535."),
+        ({"api": {"memoryMb": 1024 * 1024 + 1}}, "catalogizer:api.memoryMb: 1048577 is outside 1-1048576."),
+        ({"monitoring": {"enabled": "yes"}}, "catalogizer:monitoring.enabled: expected true or false, got 'yes'."),
+        ({"backup": {"dir": "  "}}, "catalogizer:backup.dir: expected a non-empty string, got '  '."),
+        (
+            {"tls": {"mode": "acme"}},
+            "catalogizer:tls.mode: unknown value 'acme'. Use one of: selfSigned, files, off.",
+        ),
+        (
+            {"redis": {"hostPort": 8443}},
+            "catalogizer:redis.hostPort: host port 8443 is already used by catalogizer:proxy.httpsPort; "
+            "give each service its own port.",
+        ),
+        (
+            {"domainn": "x"},
+            "catalogizer:domainn: unknown key. Did you mean 'catalogizer:domain'? "
+            "Remove it with `pulumi config rm catalogizer:domainn`.",
+        ),
+        ({"zzzzzz": "x"}, "catalogizer:zzzzzz: unknown key. Remove it with `pulumi config rm catalogizer:zzzzzz`."),
+    ],
+)
+def test_refused_with_these_words(workspace: Workspace, overrides: dict[str, object], message: str) -> None:
+    failure = workspace.fails("dev", overrides)
+    assert isinstance(failure.error, ConfigError)
+    assert str(failure.error).startswith(message)
+
+
+@pytest.mark.parametrize("replicas", [1, 16])
+def test_replica_bounds(workspace: Workspace, replicas: int) -> None:
+    assert len(workspace.deploy("dev", {"api": {"replicas": replicas}}).containers("api")) == replicas
+
+
+def test_ports_at_the_bounds(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"redis": {"hostPort": 1}, "postgres": {"hostPort": 65535}})
+    assert deployment.container("redis").inputs["ports"][0]["external"] == 1
+    assert deployment.container("postgres").inputs["ports"][0]["external"] == 65535
+
+
+def test_monitoring_ports_clash_only_when_monitoring_is_on(workspace: Workspace) -> None:
+    # Off: its ports are not claimed, so another service may use them.
+    workspace.deploy("dev", {"redis": {"hostPort": 9090}})
+    failure = workspace.fails("dev", {"redis": {"hostPort": 9090}, "monitoring": {"enabled": True}})
+    assert str(failure.error) == (
+        "catalogizer:monitoring.prometheusPort: host port 9090 is already used by catalogizer:redis.hostPort; "
+        "give each service its own port."
+    )
+
+
+def test_settings_reach_the_containers(workspace: Workspace) -> None:
+    deployment = workspace.deploy(
+        "dev",
+        {
+            "proxy": {"image": "nginx:1.27.3-alpine"},
+            "postgres": {"image": "postgres:15.8-alpine", "database": "catalog", "user": "cat"},
+            "redis": {"image": "redis:7.4-alpine"},
+            "monitoring": {
+                "enabled": True,
+                "prometheusImage": "prom/prometheus:v3",
+                "grafanaImage": "grafana/grafana:12",
+                "prometheusPort": 19090,
+                "grafanaPort": 13000,
+            },
+        },
+    )
+    images = {r.name: r.inputs["name"] for r in deployment.of_type("docker:index/remoteImage:RemoteImage")}
+    assert images == {
+        "proxy-image": "nginx:1.27.3-alpine",
+        "postgres-image": "postgres:15.8-alpine",
+        "redis-image": "redis:7.4-alpine",
+        "monitoring-prometheus-image": "prom/prometheus:v3",
+        "monitoring-grafana-image": "grafana/grafana:12",
+    }
+    env = deployment.env(deployment.container("postgres"))
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("cat", "catalog")
+    assert deployment.container("prometheus").inputs["ports"][0]["external"] == 19090
+    assert deployment.container("grafana").inputs["ports"][0]["external"] == 13000
