@@ -7,9 +7,11 @@ named ({postgresPassword}...) and filled in from the stack; images are checked a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from program import Deployment
+from workspace import Workspace
 
 EXPECTED: dict[str, dict[str, Any]] = {
     "postgres-container": {
@@ -286,3 +288,48 @@ def test_every_production_container(prod: Deployment) -> None:
         image = prod.named(IMAGES[name]).state
         assert container.inputs["image"] == image.get("imageId", image.get("repoDigest")), name
         assert [u["file"] for u in container.inputs.get("uploads") or []] == UPLOADS[name], name
+
+
+def _labels(role: str) -> list[dict[str, str]]:
+    return [{"label": "catalogizer.stack", "value": "catalogizer"}, {"label": "catalogizer.role", "value": role}]
+
+
+def test_images_network_and_volumes(prod: Deployment, workspace: Workspace) -> None:
+    checkout = str(workspace.project.parent / "catalogizer")  # the sibling checkout Pulumi.prod.yaml names
+    root = str(Path(__file__).resolve().parents[2])
+    assert prod.named("api-image-build").inputs == {
+        "build": {
+            "args": {"GO_VERSION": "1.25"},
+            "context": checkout,
+            "dockerfile": f"{checkout}/catalog-api/Dockerfile",
+        },
+        "buildOnPreview": False,
+        "imageName": "catalogizer-api:latest",
+        "skipPush": True,
+    }
+    assert prod.named("backup-scheduler-image").inputs == {
+        "build": {
+            "args": {"BASE_IMAGE": "postgres:15-alpine"},
+            "context": root,
+            "dockerfile": f"{root}/dockerfiles/backup-scheduler/Dockerfile",
+        },
+        "buildOnPreview": False,
+        "imageName": "catalogizer-backup-scheduler:latest",
+        "skipPush": True,
+    }
+    pulled = {r.name: r.inputs for r in prod.of_type("docker:index/remoteImage:RemoteImage")}
+    assert pulled == {
+        "postgres-image": {"keepLocally": True, "name": "postgres:15-alpine"},
+        "redis-image": {"keepLocally": True, "name": "redis:7-alpine"},
+        "proxy-image": {"keepLocally": True, "name": "nginx:1.27-alpine"},
+        "monitoring-prometheus-image": {"keepLocally": True, "name": "prom/prometheus:v2.53.2"},
+        "monitoring-grafana-image": {"keepLocally": True, "name": "grafana/grafana:11.2.0"},
+    }
+    assert prod.named("network-bridge").inputs == {
+        "driver": "bridge",
+        "labels": _labels("network"),
+        "name": "catalogizer-net",
+    }
+    volumes = {r.name: r.inputs for r in prod.of_type("docker:index/volume:Volume")}
+    roles = ("postgres-data", "redis-data", "prometheus-data", "grafana-data", "api-logs", "nginx-logs")
+    assert volumes == {f"volumes-{role}": {"labels": _labels(role), "name": f"catalogizer-{role}"} for role in roles}
