@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from program import Deployment
 from workspace import Workspace
 
@@ -245,6 +246,15 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "waitTimeout": 180,
     },
 }
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Deployment]:
+    """One production deployment for the whole module: the tests only read it."""
+    workspace = Workspace(tmp_path_factory.mktemp("prod"))
+    return workspace, workspace.deploy("prod")
+
+
 IMAGES = {
     "postgres-container": "postgres-image",
     "redis-container": "redis-image",
@@ -277,7 +287,8 @@ def _filled(value: Any, secrets: dict[str, str]) -> Any:
     return value
 
 
-def test_every_production_container(prod: Deployment) -> None:
+def test_every_production_container(production: tuple[Workspace, Deployment]) -> None:
+    _, prod = production
     secrets = {k: prod.outputs[k] for k in ("postgresPassword", "redisPassword", "adminPassword", "grafanaPassword")}
     secrets["jwtSecret"] = prod.named("secrets-jwtSecret").state["result"]
     containers = {c.name: c for c in prod.of_type("docker:index/container:Container")}
@@ -294,7 +305,8 @@ def _labels(role: str) -> list[dict[str, str]]:
     return [{"label": "catalogizer.stack", "value": "catalogizer"}, {"label": "catalogizer.role", "value": role}]
 
 
-def test_images_network_and_volumes(prod: Deployment, workspace: Workspace) -> None:
+def test_images_network_and_volumes(production: tuple[Workspace, Deployment]) -> None:
+    workspace, prod = production
     checkout = str(workspace.project.parent / "catalogizer")  # the sibling checkout Pulumi.prod.yaml names
     root = str(Path(__file__).resolve().parents[2])
     assert prod.named("api-image-build").inputs == {

@@ -13,16 +13,27 @@ from workspace import Workspace
 from settings.model import MIN_JWT_SECRET_CHARS, MIN_SECRET_CHARS
 
 
-@pytest.fixture
-def bare(workspace: Workspace) -> Deployment:
-    """The dev stack with no backup and no health settings: every default applies."""
-    return workspace.deploy("dev", {"backup": None, "health": None, "preflight": None})
+@pytest.fixture(scope="module")
+def bare_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("defaults"))
 
 
-def test_backup_defaults(bare: Deployment, workspace: Workspace) -> None:
+@pytest.fixture(scope="module")
+def bare(bare_workspace: Workspace) -> Deployment:
+    """The dev stack with no backup, health or preflight settings: every default applies."""
+    return bare_workspace.deploy("dev", {"backup": None, "health": None, "preflight": None})
+
+
+@pytest.fixture(scope="module")
+def prod(bare_workspace: Workspace) -> Deployment:
+    """One production deployment for the module (the tests only read it)."""
+    return bare_workspace.deploy("prod")
+
+
+def test_backup_defaults(bare: Deployment, bare_workspace: Workspace) -> None:
     env = bare.named("backup-pg-dump").inputs["environment"]
     assert env["BACKUP_KEEP"] == "10"
-    assert env["BACKUP_DIR"] == str(workspace.project / "backups")
+    assert env["BACKUP_DIR"] == str(bare_workspace.project / "backups")
     assert not bare.containers("backup-scheduler")  # development: off unless asked
 
 

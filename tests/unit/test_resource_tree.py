@@ -75,8 +75,8 @@ def _tree(deployment: Deployment) -> dict[str, tuple[str, str, bool, bool, bool]
     }
 
 
-def test_production_resource_tree(prod: Deployment) -> None:
-    assert _tree(prod) == PROD_TREE
+def test_production_resource_tree(workspace: Workspace) -> None:
+    assert _tree(workspace.deploy("prod")) == PROD_TREE
 
 
 def _restorable(workspace: Workspace) -> Path:

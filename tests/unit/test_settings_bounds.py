@@ -8,22 +8,35 @@ from workspace import Workspace
 from settings import ConfigError
 
 
-@pytest.mark.parametrize(
-    ("overrides", "check"),
-    [
-        ({"preflight": {"minFreeGb": 0}}, ("preflight-checks", "PREFLIGHT_MIN_FREE_GB", "0")),
-        ({"preflight": {"minFreeGb": 100000}}, ("preflight-checks", "PREFLIGHT_MIN_FREE_GB", "100000")),
-        ({"backup": {"keep": 1}}, ("backup-pg-dump", "BACKUP_KEEP", "1")),
-        ({"backup": {"keep": 1000}}, ("backup-pg-dump", "BACKUP_KEEP", "1000")),
-        ({"health": {"timeoutSeconds": 5, "intervalSeconds": 1}}, ("health-verify", "HEALTH_TIMEOUT", "5")),
-        ({"health": {"timeoutSeconds": 3600, "intervalSeconds": 60}}, ("health-verify", "HEALTH_INTERVAL", "60")),
-    ],
-)
-def test_values_at_the_bounds_are_accepted(
-    workspace: Workspace, overrides: dict[str, object], check: tuple[str, str, str]
-) -> None:
-    command, key, value = check
-    assert workspace.deploy("dev", overrides).named(command).inputs["environment"][key] == value
+def test_values_at_the_bounds_are_accepted(workspace: Workspace) -> None:
+    low = workspace.deploy(
+        "dev",
+        {
+            "preflight": {"minFreeGb": 0},
+            "backup": {"keep": 1},
+            "health": {"timeoutSeconds": 5, "intervalSeconds": 1},
+            "api": {"replicas": 1},
+            "redis": {"hostPort": 1},
+        },
+    )
+    high = workspace.deploy(
+        "dev",
+        {
+            "preflight": {"minFreeGb": 100000},
+            "backup": {"keep": 1000},
+            "health": {"timeoutSeconds": 3600, "intervalSeconds": 60},
+            "api": {"replicas": 16},
+            "postgres": {"hostPort": 65535},
+        },
+    )
+    for deployment, values in ((low, ("0", "1", "5", "1")), (high, ("100000", "1000", "3600", "60"))):
+        floor = deployment.named("preflight-checks").inputs["environment"]["PREFLIGHT_MIN_FREE_GB"]
+        keep = deployment.named("backup-pg-dump").inputs["environment"]["BACKUP_KEEP"]
+        health = deployment.named("health-verify").inputs["environment"]
+        assert (floor, keep, health["HEALTH_TIMEOUT"], health["HEALTH_INTERVAL"]) == values
+    assert (len(low.containers("api")), len(high.containers("api"))) == (1, 16)
+    assert low.container("redis").inputs["ports"][0]["external"] == 1
+    assert high.container("postgres").inputs["ports"][0]["external"] == 65535
 
 
 @pytest.mark.parametrize(
@@ -67,17 +80,6 @@ def test_refused_with_these_words(workspace: Workspace, overrides: dict[str, obj
     failure = workspace.fails("dev", overrides)
     assert isinstance(failure.error, ConfigError)
     assert str(failure.error).startswith(message)
-
-
-@pytest.mark.parametrize("replicas", [1, 16])
-def test_replica_bounds(workspace: Workspace, replicas: int) -> None:
-    assert len(workspace.deploy("dev", {"api": {"replicas": replicas}}).containers("api")) == replicas
-
-
-def test_ports_at_the_bounds(workspace: Workspace) -> None:
-    deployment = workspace.deploy("dev", {"redis": {"hostPort": 1}, "postgres": {"hostPort": 65535}})
-    assert deployment.container("redis").inputs["ports"][0]["external"] == 1
-    assert deployment.container("postgres").inputs["ports"][0]["external"] == 65535
 
 
 def test_monitoring_ports_clash_only_when_monitoring_is_on(workspace: Workspace) -> None:
