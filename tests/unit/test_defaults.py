@@ -125,9 +125,9 @@ def test_backup_runs_exactly_when_the_api_rolls_out(workspace: Workspace) -> Non
 def test_health_reruns_for_any_replaced_container(workspace: Workspace) -> None:
     deployment = workspace.deploy("dev", {"api": {"replicas": 2}})
     triggers = deployment.named("health-verify").inputs["triggers"]
-    watched = [*deployment.containers("api"), deployment.container("nginx")]
-    # The mock provider gives each resource the ID "<name>-id".
-    assert triggers[1:] == [f"{container.name}-id" for container in watched]
+    assert {c.name for c in deployment.containers("api")} == {"catalogizer-dev-api-0", "catalogizer-dev-api-1"}
+    # The mock provider gives each resource the ID "<name>-id"; replicas in order, then nginx.
+    assert triggers[1:] == ["catalogizer-dev-api-0-id", "catalogizer-dev-api-1-id", "proxy-container-id"]
 
 
 def test_container_limits_and_aliases(prod: Deployment) -> None:

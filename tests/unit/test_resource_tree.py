@@ -139,7 +139,7 @@ def test_every_hook_command(workspace: Workspace) -> None:
         },
     }
     commands = {c.name: c for c in deployment.of_type("command:local:Command")}
-    assert list(commands) == ["preflight-checks", "backup-pg-dump", "restore-pg-restore", "health-verify"]
+    assert sorted(commands) == ["backup-pg-dump", "health-verify", "preflight-checks", "restore-pg-restore"]
     for name, environment in expected.items():
         command = commands[name]
         assert command.inputs["environment"] == environment, name
