@@ -345,3 +345,18 @@ def test_images_network_and_volumes(production: tuple[Workspace, Deployment]) ->
     volumes = {r.name: r.inputs for r in prod.of_type("docker:index/volume:Volume")}
     roles = ("postgres-data", "redis-data", "prometheus-data", "grafana-data", "api-logs", "nginx-logs")
     assert volumes == {f"volumes-{role}": {"labels": _labels(role), "name": f"catalogizer-{role}"} for role in roles}
+
+
+def test_self_signed_tls_material(dev: Deployment) -> None:
+    key, cert = dev.named("tls-key"), dev.named("tls-cert")
+    assert key.inputs == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+    assert cert.inputs == {
+        "allowedUses": ["digital_signature", "key_encipherment", "server_auth"],
+        "dnsNames": ["localhost"],
+        "earlyRenewalHours": 720,
+        "ipAddresses": ["127.0.0.1"],
+        "privateKeyPem": key.state["privateKeyPem"],
+        "subject": {"commonName": "localhost", "organization": "Catalogizer"},
+        "validityPeriodHours": 8760,
+    }
+    assert cert.is_secret("privateKeyPem")
