@@ -360,3 +360,17 @@ def test_self_signed_tls_material(dev: Deployment) -> None:
         "validityPeriodHours": 8760,
     }
     assert cert.is_secret("privateKeyPem")
+
+
+def test_development_api_environment(dev: Deployment) -> None:
+    env = dev.env(dev.container("api"))
+    differs = {k: env[k] for k in ("APP_ENV", "GIN_MODE", "LOG_LEVEL", "CORS_ENABLED", "CORS_ALLOWED_ORIGINS")}
+    # No CORS origins configured: CORS off, not "on for nobody".
+    assert differs == {
+        "APP_ENV": "development",
+        "GIN_MODE": "debug",
+        "LOG_LEVEL": "debug",
+        "CORS_ENABLED": "false",
+        "CORS_ALLOWED_ORIGINS": "",
+    }
+    assert dev.container("api").inputs["mounts"][0]["source"].endswith("/media")
