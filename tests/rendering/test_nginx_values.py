@@ -249,6 +249,18 @@ def test_test_only_fields() -> None:
         ("api_host", "api-", "NginxSite.api_host='api-' is invalid: must be a host name or IPv4 address"),
         ("resolver", "1.2.3.4:123456", "must be one IPv4 address or host name, optionally :port"),
         ("pid_path", "/run/x y", "NginxSite.pid_path='/run/x y' is invalid: must be an absolute path"),
+        (
+            "server_name",
+            "a b",
+            "NginxSite.server_name='a b' is invalid: must be a single host name (letters, digits, '.', '-', '_', "
+            "'*'; no spaces, semicolons, braces or quotes)",
+        ),
+        ("temp_dir", "tmp", "NginxSite.temp_dir='tmp' is invalid: must be an absolute path without spaces or quotes"),
+        (
+            "cert_path",
+            "/a b",
+            "NginxSite.cert_path='/a b' is invalid: must be an absolute path without spaces or quotes",
+        ),
         ("acme_webroot", "www", "NginxSite.acme_webroot='www' is invalid"),
         ("mime_types_path", "/" + "m" * 4096, "mime_types_path"),
         ("listen_address", "0.0.0.0;", "must be an IPv4 address or host name"),
