@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from fake_docker import FakeDocker
 from scripts import preflight
 
 GB = 1024**3
+NOT_AFTER = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} GMT"  # openssl's date, without "notAfter="
 
 
 def test_constants() -> None:
@@ -213,6 +215,7 @@ def test_check_ports_free_own_and_taken(
     fake_docker.set(PS_PORTS=f"127.0.0.1:{listener}->80/tcp\n")
     spec = f" 127.0.0.1:{free}, 127.0.0.1:{listener} ,"
     assert preflight.check_ports(spec, "catalogizer") == [f"127.0.0.1:{free}", f"127.0.0.1:{listener}"]
+    assert fake_docker.argvs()[0] == ["ps", "--filter", "label=catalogizer.stack=catalogizer", "--format", "{{.Ports}}"]
     fake_docker.set(PS_PORTS="")
     with pytest.raises(preflight.HookError) as caught:
         preflight.check_ports(f"127.0.0.1:{listener}", "catalogizer")
@@ -242,12 +245,14 @@ def test_check_ports_of_a_remote_engine_binds_nothing_here(
 
 def test_check_certificate(tmp_path: Path) -> None:
     good = write_self_signed(tmp_path / "good", "x.example.com", ("x.example.com",), valid_days=30)
-    assert preflight.check_certificate(good.cert_file).endswith(" GMT")
+    assert re.fullmatch(NOT_AFTER, preflight.check_certificate(good.cert_file))
     expired = write_self_signed(tmp_path / "old", "x", ("x",), valid_days=-1, not_before_days_ago=10)
     with pytest.raises(preflight.HookError) as caught:
         preflight.check_certificate(expired.cert_file)
-    assert str(caught.value).startswith(f"TLS certificate {expired.cert_file} expired on ")
-    assert str(caught.value).endswith(" GMT; renew it before deploying")
+    expired_on = (
+        rf"TLS certificate {re.escape(str(expired.cert_file))} expired on {NOT_AFTER}; renew it before deploying"
+    )
+    assert re.fullmatch(expired_on, str(caught.value))
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
     with pytest.raises(preflight.HookError, match=f"TLS certificate {garbage} is not a readable PEM certificate: "):
@@ -283,7 +288,7 @@ def test_main_prints_what_it_found(
     assert summary["docker"] == "24.0.7"
     assert set(summary["freeGb"]) == {"dockerRoot", "backupDir"}
     assert summary["ports"] == [os.environ["PREFLIGHT_PORTS"]]
-    assert summary["certificateNotAfter"].endswith(" GMT")
+    assert re.fullmatch(NOT_AFTER, summary["certificateNotAfter"])
 
 
 def test_main_without_certificate_or_ports(
