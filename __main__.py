@@ -2,10 +2,12 @@
 
 import pulumi
 
+from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.exporters import Exporters, ExportersArgs
 from components.health import HealthCheck, HealthCheckArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -76,6 +78,13 @@ if settings.backup.scheduler:
     )
     containers["backup-scheduler"] = scheduler.container.name
 if settings.monitoring.enabled:
+    scraped = [*checked, postgres.container, redis.container, proxy.container]
+    exporters = Exporters(
+        "exporters", ExportersArgs(settings, network.name, pg_password, redis_password, tls.cert_pem, scraped)
+    )
+    smtp = settings.secrets.get("alertsSmtpPassword")  # made secret inside the component
+    alertmanager = Alertmanager("alertmanager", AlertmanagerArgs(settings, network.name, smtp, checked))
+    containers.update(exporters.container_names, alertmanager=alertmanager.container.name)
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(

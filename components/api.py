@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from components.redis import NETWORK_ALIAS as REDIS_ALIAS
 from settings import API_PORT, POSTGRES_PORT, REDIS_PORT, Settings
@@ -108,7 +108,7 @@ class Api(pulumi.ComponentResource):
         self.containers = []
         for index in range(settings.api.replicas):
             container = docker.Container(
-                # No fixed name or host port: the replacement starts before the old one stops.
+                # No fixed name or host port: the replacement is healthy before the old one is deleted.
                 f"{settings.name_prefix}-api-{index}",
                 image=args.image_ref,
                 envs=args.envs,
@@ -124,16 +124,19 @@ class Api(pulumi.ComponentResource):
                     ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
                     start_period=20,
                 ),
-                wait=True,
-                wait_timeout=180,
-                memory=settings.api.memory_mb,
                 stop_timeout=30,
                 destroy_grace_seconds=30,
                 networks_advanced=[
                     docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])
                 ],
-                **managed_container(settings, "api", {"label": LABEL_REPLICA, "value": str(index)}, *extra_labels),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
+                **managed_container(
+                    settings,
+                    "api",
+                    {"label": LABEL_REPLICA, "value": str(index)},
+                    *extra_labels,
+                    memory_mb=settings.api.memory_mb,
+                ),
+                opts=container_options(self, fixed_name=False, depends_on=args.wait_for),
             )
             self.containers.append(container)
         self.container_names = pulumi.Output.all(*[c.name for c in self.containers])

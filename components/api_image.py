@@ -34,6 +34,7 @@ class ApiImage(pulumi.ComponentResource):
                     context=str(api.source),
                     dockerfile=str(api.source / api.dockerfile),
                     args={"GO_VERSION": api.go_version},
+                    platform=api.platform,
                 ),
                 skip_push=True,
                 opts=child,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from components.hook_support import PROJECT_DIR
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from settings import Settings
@@ -18,6 +18,9 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+# Prometheus scrapes the scheduler's state here (scripts/scheduler_metrics.py).
+NETWORK_ALIAS = "backup-scheduler"
+METRICS_PORT = 9188
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class BackupScheduler(pulumi.ComponentResource):
                 dockerfile=str(DOCKERFILE),
                 # The stack's own PostgreSQL image, so pg_dump always matches the server.
                 args={"BASE_IMAGE": settings.postgres.image},
+                platform=settings.api.platform,
             ),
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
@@ -62,6 +66,7 @@ class BackupScheduler(pulumi.ComponentResource):
                     f"BACKUP_SCHEDULE={settings.backup.schedule}",
                     f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
                     f"STACK_NAME={settings.name_prefix}",
+                    f"BACKUP_METRICS_PORT={METRICS_PORT}",
                 ]
             ),
             volumes=[
@@ -71,10 +76,8 @@ class BackupScheduler(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
-            wait=True,
-            memory=MEMORY_MB,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "backup-scheduler"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
+            **managed_container(settings, "backup-scheduler", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.register_outputs({"container_name": self.container.name})

@@ -32,12 +32,22 @@ def hook_command(
     triggers: Sequence[pulumi.Input[str]],
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    update_args: str | None = None,
 ) -> command.local.Command:
-    """A hook: the script runs on create, and again whenever a trigger changes."""
+    """A hook: the script runs on create, and again whenever a trigger changes.
+
+    Any other input change is an update, which pulumi-command answers by running `create`
+    again unless `update` is set (commandController.go); `update_args` runs the same script
+    with those arguments instead.
+    """
     return command.local.Command(
         resource_name,
         create=script_command(script),
+        update=None if update_args is None else f"{script_command(script)} {update_args}",
         dir=str(PROJECT_DIR),
+        # pulumi-command logs both streams to the console by default (commandOutputs.go); a
+        # failure still shows stderr in its error, which the scripts scrub of secrets first.
+        logging=command.local.Logging.NONE,
         # Secrets arrive here and nowhere else: never on the command line.
         environment=dict(environment),
         triggers=list(triggers),

@@ -1,4 +1,5 @@
-"""Prometheus scraping every API replica, and Grafana with Prometheus provisioned."""
+"""Prometheus scraping every API replica, the exporters and the backup scheduler, evaluating
+the alert rules and sending to Alertmanager; Grafana with Prometheus and the dashboard provisioned."""
 
 from __future__ import annotations
 
@@ -8,14 +9,61 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.alertmanager import NETWORK_ALIAS as ALERTMANAGER_ALIAS
+from components.alertmanager import PORT as ALERTMANAGER_PORT
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import healthcheck, managed_container
+from components.backup_scheduler import METRICS_PORT as SCHEDULER_METRICS_PORT
+from components.backup_scheduler import NETWORK_ALIAS as SCHEDULER_ALIAS
+from components.container_defaults import container_options, healthcheck, managed_container
+from components.exporters import PORTS as EXPORTER_PORTS
+from components.exporters import probe_url
+from rendering.alerts import BLACKBOX_MODULE, RuleParams, render_alert_rules
+from rendering.dashboard import render_dashboard, render_dashboard_provider
 from rendering.monitoring import render_grafana_datasource, render_prometheus_yml
 from settings import API_PORT, Settings
 
 PROMETHEUS_CONF = "/etc/prometheus/prometheus.yml"
+PROMETHEUS_RULES = "/etc/prometheus/alerts.yml"
 GRAFANA_DATASOURCE = "/etc/grafana/provisioning/datasources/prometheus.yaml"
+GRAFANA_DASHBOARDS = "/etc/grafana/provisioning/dashboards/catalogizer.yaml"
+GRAFANA_DASHBOARD_DIR = "/var/lib/catalogizer-dashboards"
 PROMETHEUS_ALIAS = "prometheus"
+MEMORY_MB = 512
+
+
+def prometheus_config(settings: Settings) -> str:
+    """prometheus.yml for this stack: every exporter, the probe, the scheduler when it runs."""
+    targets = {
+        job: f"{alias}:{EXPORTER_PORTS[alias]}"
+        for job, alias in (("postgres", "postgres-exporter"), ("redis", "redis-exporter"), ("nginx", "nginx-exporter"))
+    }
+    if settings.backup.scheduler:
+        targets["backup-scheduler"] = f"{SCHEDULER_ALIAS}:{SCHEDULER_METRICS_PORT}"
+    blackbox = (f"blackbox-exporter:{EXPORTER_PORTS['blackbox-exporter']}", BLACKBOX_MODULE, probe_url(settings))
+    return render_prometheus_yml(
+        API_ALIAS,
+        API_PORT,
+        settings.monitoring.scrape_interval_seconds,
+        targets=targets,
+        blackbox=blackbox,
+        alertmanager=f"{ALERTMANAGER_ALIAS}:{ALERTMANAGER_PORT}",
+        rule_files=[PROMETHEUS_RULES],
+    )
+
+
+def alert_rules(settings: Settings) -> str:
+    return render_alert_rules(
+        RuleParams(error_ratio_percent=settings.alerts.error_ratio_percent, min_free_gb=settings.preflight.min_free_gb)
+    )
+
+
+# Explicit rather than the image's CMD: the same flags then hold for prom/prometheus and
+# Debian's package (whose built-in defaults differ), see `prometheus --help`.
+PROMETHEUS_COMMAND = [
+    f"--config.file={PROMETHEUS_CONF}",
+    "--storage.tsdb.path=/prometheus",
+    "--web.listen-address=0.0.0.0:9090",
+]
 
 
 @dataclass(frozen=True)
@@ -45,18 +93,18 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-prometheus",
             name=f"{settings.name_prefix}-prometheus",
             image=prom_image.image_id,
+            command=PROMETHEUS_COMMAND,
             uploads=[
-                docker.ContainerUploadArgs(file=PROMETHEUS_CONF, content=render_prometheus_yml(API_ALIAS, API_PORT))
+                docker.ContainerUploadArgs(file=PROMETHEUS_CONF, content=prometheus_config(settings)),
+                docker.ContainerUploadArgs(file=PROMETHEUS_RULES, content=alert_rules(settings)),
             ],
             # Monitoring UIs stay on loopback; reach them through an SSH tunnel.
             ports=[docker.ContainerPortArgs(internal=9090, external=mon.prometheus_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/prometheus", type="volume", source=args.prometheus_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]),
-            wait=True,
-            memory=512,
             networks_advanced=network,
-            **managed_container(settings, "prometheus"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "prometheus", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         grafana_image = docker.RemoteImage(
             f"{name}-grafana-image", name=mon.grafana_image, keep_locally=True, opts=child
@@ -76,18 +124,20 @@ class Monitoring(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(
                     file=GRAFANA_DATASOURCE,
                     content=render_grafana_datasource(f"http://{PROMETHEUS_ALIAS}:9090"),
-                )
+                ),
+                docker.ContainerUploadArgs(
+                    file=GRAFANA_DASHBOARDS, content=render_dashboard_provider(GRAFANA_DASHBOARD_DIR)
+                ),
+                docker.ContainerUploadArgs(
+                    file=f"{GRAFANA_DASHBOARD_DIR}/catalogizer.json", content=render_dashboard()
+                ),
             ],
             ports=[docker.ContainerPortArgs(internal=3000, external=mon.grafana_port, ip="127.0.0.1")],
             mounts=[docker.ContainerMountArgs(target="/var/lib/grafana", type="volume", source=args.grafana_volume)],
             healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"]),
-            wait=True,
-            memory=512,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "grafana"),
-            opts=pulumi.ResourceOptions(
-                parent=self, delete_before_replace=True, depends_on=[prometheus, *args.wait_for]
-            ),
+            **managed_container(settings, "grafana", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=[prometheus, *args.wait_for]),
         )
         self.container_names = {"prometheus": prometheus.name, "grafana": grafana.name}
         self.register_outputs(dict(self.container_names))

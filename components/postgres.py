@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from settings import POSTGRES_PORT, Settings
 
 DATA_DIR = "/var/lib/postgresql/data"
@@ -72,9 +72,6 @@ class Postgres(pulumi.ComponentResource):
             healthcheck=healthcheck(
                 ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database], start_period=30
             ),
-            wait=True,
-            wait_timeout=180,
-            memory=pg.memory_mb,
             shm_size=256,
             # SIGINT is PostgreSQL's "fast" shutdown: it checkpoints, then exits.
             stop_signal="SIGINT",
@@ -83,9 +80,8 @@ class Postgres(pulumi.ComponentResource):
             mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            **managed_container(settings, "postgres"),
-            # The name is fixed, so the old container has to go before its replacement starts.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "postgres", memory_mb=pg.memory_mb),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -10,7 +10,7 @@ import pulumi_command as command
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
-SUMMARY_KEYS = ("docker", "freeGb", "ports", "certificateNotAfter")
+SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Preflight(pulumi.ComponentResource):
             "PREFLIGHT_PORTS": ",".join(settings.published_ports),
             # Already present when it matters: a remote engine pulls it for Postgres anyway.
             "PREFLIGHT_PROBE_IMAGE": settings.postgres.image,
+            "PREFLIGHT_PLATFORM": settings.api.platform,
             **docker_env(settings),
         }
         if settings.tls.cert_file is not None:

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from rendering.nginx import NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
@@ -18,6 +18,9 @@ LOG_DIR = "/var/log/nginx"
 MEMORY_MB = 256
 HTTP_PORT = 80
 HTTPS_PORT = 443
+NETWORK_ALIAS = "nginx"
+# stub_status for the nginx exporter, with monitoring on; inside the network only.
+STATUS_PORT = 8081
 
 
 def nginx_site(settings: Settings) -> NginxSite:
@@ -31,6 +34,7 @@ def nginx_site(settings: Settings) -> NginxSite:
         http_listen_port=HTTP_PORT,
         https_listen_port=HTTPS_PORT,
         log_dir=LOG_DIR,
+        status_port=STATUS_PORT if settings.monitoring.enabled else None,
     )
 
 
@@ -76,14 +80,16 @@ class Proxy(pulumi.ComponentResource):
             healthcheck=healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
             ),
-            wait=True,
-            wait_timeout=60,
-            memory=MEMORY_MB,
             mounts=[docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            **managed_container(settings, "nginx"),
-            # Host ports are fixed, so the old container must release them first.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            # With monitoring the exporters reach nginx by this alias (components/exporters.py);
+            # without, the network settings (which replace the container) stay as they were.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.network_name, aliases=[NETWORK_ALIAS] if settings.monitoring.enabled else None
+                )
+            ],
+            **managed_container(settings, "nginx", memory_mb=MEMORY_MB),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container
 from rendering.redis import CONF_PATH, DATA_DIR, render_redis_conf
 from settings import REDIS_PORT, Settings
 
@@ -58,14 +58,11 @@ class Redis(pulumi.ComponentResource):
             # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
             envs=password.apply(lambda pw: [f"REDISCLI_AUTH={pw}"]),
             healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
-            wait=True,
-            wait_timeout=120,
-            memory=redis.memory_mb,
             mounts=[docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[NETWORK_ALIAS])],
             ports=ports,
-            **managed_container(settings, "redis"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(args.wait_for)),
+            **managed_container(settings, "redis", memory_mb=redis.memory_mb),
+            opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.container_name = self.container.name
         self.register_outputs({"container_name": self.container_name})

@@ -39,8 +39,11 @@ class Restore(pulumi.ComponentResource):
                 "RESTORE_FILE": str(args.restore.file),
                 "API_STACK_LABEL": settings.name_prefix,
             },
-            # Runs once per dump; removing restoreFrom deletes this resource and leaves the data alone.
-            triggers=[str(args.restore.file), args.restore.sha256],
+            # Once per dump: only its content replaces this Command (and, through the same sha256 as
+            # a label, the API containers). A moved file, a new password or `keep` is an update,
+            # which only repeats the record. Removing restoreFrom deletes it and leaves the data alone.
+            triggers=[args.restore.sha256],
+            update_args="--keep-record",
             parent=self,
             depends_on=args.after,
         )

@@ -4,9 +4,12 @@
 Runs scripts/backup.py's dump, verification and retention on a cron schedule (host time),
 connecting to PostgreSQL over the stack's network (PGHOST). `--check` is the container's
 health check: unhealthy once a scheduled dump is more than BACKUP_GRACE_SECONDS overdue.
+The same verdict and the dump times are served as Prometheus metrics on
+BACKUP_METRICS_PORT (scheduler_metrics.py), for the stack's alerts.
 
 Environment: BACKUP_SCHEDULE (cron, e.g. "0 2 * * *"), BACKUP_GRACE_SECONDS, BACKUP_DIR,
-BACKUP_KEEP, STACK_NAME, PGHOST, PGUSER, PGDATABASE, PGPASSWORD, BACKUP_STATUS_FILE.
+BACKUP_KEEP, STACK_NAME, PGHOST, PGUSER, PGDATABASE, PGPASSWORD, BACKUP_STATUS_FILE,
+BACKUP_METRICS_PORT (default 9188; 0 turns the endpoint off).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup import Database, apply_retention, safe_stack_name, take_backup, write_atomically
 from cron import CronSchedule
 from hooklib import HookError, env, env_int, scrub
+from scheduler_metrics import DEFAULT_PORT as METRICS_PORT
+from scheduler_metrics import render as render_metrics
+from scheduler_metrics import serve_in_background
 
 DEFAULT_STATUS_FILE = "/var/lib/catalogizer-backup/status.json"
 
@@ -88,6 +94,10 @@ def serve() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    metrics_port = env_int("BACKUP_METRICS_PORT", METRICS_PORT)
+    if metrics_port:
+        # Read fresh per scrape: the page says what the health check would say now.
+        serve_in_background(metrics_port, lambda: render_metrics(read_status(), check()[0]))
     print(json.dumps({"event": "started", "schedule": env("BACKUP_SCHEDULE")}), flush=True)
     while not stopping:
         fire_at = schedule.next_after(datetime.datetime.now())

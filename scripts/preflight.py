@@ -5,9 +5,11 @@ Runs first on every `pulumi up` that changes anything, before any container is c
 or replaced. Each failure is one line: what is wrong and what to do.
 
     DOCKER_HOST=... PREFLIGHT_MIN_FREE_GB=10 BACKUP_DIR=backups STACK_LABEL=catalogizer \
-    PREFLIGHT_PORTS=0.0.0.0:80,0.0.0.0:443 TLS_CERT_FILE=ssl/cert.pem python3 scripts/preflight.py
+    PREFLIGHT_PORTS=0.0.0.0:80,0.0.0.0:443 TLS_CERT_FILE=ssl/cert.pem PREFLIGHT_PLATFORM=linux/amd64 \
+    python3 scripts/preflight.py
 
-Checks: the Docker engine answers and is at least 20.10; free space on Docker's data root
+Checks: the Docker engine answers and is at least 20.10; the images are built for its
+platform (os/arch, from PREFLIGHT_PLATFORM = catalogizer:api.platform); free space on Docker's data root
 and on the backup folder is above the floor; every host port the stack publishes is free
 or held by this stack's own containers; the TLS certificate file exists and has not expired.
 stdout is one JSON object with what was found.
@@ -46,6 +48,21 @@ def docker_version() -> str:
     if parts < MIN_DOCKER:
         raise HookError(f"Docker {version} is too old; upgrade the engine to 20.10 or newer")
     return version
+
+
+def check_platform(wanted: str) -> str:
+    """The host's os/arch; a build for another one fails at start with 'exec format error'."""
+    result = docker(["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], timeout=20)
+    host = result.stdout.decode().strip()
+    if result.returncode != 0 or "/" not in host:
+        raise HookError(f"cannot read the Docker host's platform: {scrub(result.stderr.decode()).strip()}")
+    # Docker reports arm for every 32-bit ARM variant; the variant is the build's business.
+    if wanted.split("/")[:2] != host.split("/")[:2]:
+        raise HookError(
+            f"the Docker host is {host} but the images would be built for {wanted}; "
+            f"`pulumi config set --path catalogizer:api.platform {host}`"
+        )
+    return host
 
 
 def docker_is_local() -> bool:
@@ -161,6 +178,8 @@ def check_certificate(path: Path) -> str:
 def main() -> None:
     try:
         summary: dict[str, object] = {"docker": docker_version()}
+        if os.environ.get("PREFLIGHT_PLATFORM"):
+            summary["platform"] = check_platform(env("PREFLIGHT_PLATFORM"))
         floor = float(env("PREFLIGHT_MIN_FREE_GB", "10"))
         summary["freeGb"] = check_disk(floor, Path(env("BACKUP_DIR")), os.environ.get("PREFLIGHT_PROBE_IMAGE"))
         summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))

@@ -8,13 +8,21 @@ containers are recreated. Steps, each of which stops the run on failure:
 3. this stack's API containers are stopped, so nothing writes during the restore;
 4. the schema is dropped and the dump replayed in ONE transaction: a failure leaves
    the database exactly as it was.
+If the restore fails after step 3, the API containers it stopped are started again (the
+database is unchanged). On success they stay stopped: the program replaces them next, and
+starting the newer version they run against the restored data would re-apply its migrations.
 stdout is one JSON object: restored file, its sha256, the safety dump, seconds.
+
+`--keep-record` (pulumi-command's `update`) restores nothing: it repeats the previous run's
+record from PULUMI_COMMAND_STDOUT, so an unrelated input change never replays a dump.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
 import subprocess
 import sys
 import time
@@ -56,6 +64,25 @@ def stop_api_containers(stack_label: str) -> list[str]:
         if stopped.returncode != 0:
             raise HookError(f"cannot stop API containers: {scrub(stopped.stderr.decode(errors='replace')).strip()}")
     return ids
+
+
+def start_containers(ids: list[str]) -> str:
+    """Starts what stop_api_containers stopped; returns a note on what could not be started."""
+    if not ids:
+        return ""
+    started = docker(["start", *ids], timeout=120)
+    if started.returncode != 0:
+        return f"; could not start the stopped API containers again: {scrub(started.stderr.decode()).strip()}"
+    return f"; the {len(ids)} stopped API container(s) were started again"
+
+
+def keep_record() -> None:
+    previous = os.environ.get("PULUMI_COMMAND_STDOUT", "").strip().splitlines()
+    try:
+        record = json.loads(previous[-1]) if previous else {}
+    except json.JSONDecodeError:
+        record = {}
+    emit(record if isinstance(record, dict) else {})
 
 
 def replay(db: Database, path: Path) -> None:
@@ -114,7 +141,12 @@ def replay(db: Database, path: Path) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--keep-record"]:
+        keep_record()
+        return
     started = time.monotonic()
+    stopped: list[str] = []
+    replayed = False
     try:
         stack = safe_stack_name(env("STACK_NAME"))
         directory = Path(env("BACKUP_DIR"))
@@ -126,9 +158,11 @@ def main() -> None:
         safety = take_backup(db, directory, stack)
         stopped = stop_api_containers(env("API_STACK_LABEL"))
         replay(db, source)
+        replayed = True
         apply_retention(directory, stack, keep, spare=(source,))
     except HookError as exc:
-        fail(f"restore failed: {exc}")
+        # After a replay the data is the dump's: see the module docstring for why nothing restarts.
+        fail(f"restore failed: {exc}{'' if replayed else start_containers(stopped)}")
     emit(
         {
             "restored": str(source.resolve()),

@@ -31,8 +31,10 @@ from settings.model import (
     SECRET_KEYS,
     STRUCTURED_KEYS,
     TLS_MODES,
+    AlertsSettings,
     ApiSettings,
     BackupSettings,
+    EmailSettings,
     HealthSettings,
     MonitoringSettings,
     PostgresSettings,
@@ -45,6 +47,7 @@ from settings.model import (
     host_port_claims,
 )
 from settings.operations import (
+    load_alerts,
     load_backup,
     load_health,
     load_monitoring,
@@ -71,9 +74,11 @@ __all__ = [
     "SECRET_KEYS",
     "STRUCTURED_KEYS",
     "TLS_MODES",
+    "AlertsSettings",
     "ApiSettings",
     "BackupSettings",
     "ConfigError",
+    "EmailSettings",
     "HealthSettings",
     "MonitoringSettings",
     "PostgresSettings",
@@ -140,6 +145,7 @@ def load_settings(
     proxy = load_proxy(loader)
     tls = load_tls(loader, app_env)
     monitoring = load_monitoring(loader)
+    alerts = load_alerts(loader, monitoring)
     backup = load_backup(loader, app_env)
     health = load_health(loader)
     preflight = load_preflight(loader)
@@ -157,6 +163,7 @@ def load_settings(
         proxy=proxy,
         tls=tls,
         monitoring=monitoring,
+        alerts=alerts,
         backup=backup,
         health=health,
         preflight=preflight,

@@ -40,18 +40,42 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "corsOrigins",
         "mediaRoot",
         "logLevel",
+        "platform",
     ),
     "postgres": ("image", "user", "database", "memoryMb", "hostPort"),
     "redis": ("image", "memoryMb", "hostPort"),
     "proxy": ("image", "httpPort", "httpsPort"),
     "tls": ("mode", "certFile", "keyFile"),
-    "monitoring": ("enabled", "prometheusImage", "grafanaImage", "prometheusPort", "grafanaPort"),
+    "monitoring": (
+        "enabled",
+        "prometheusImage",
+        "grafanaImage",
+        "alertmanagerImage",
+        "postgresExporterImage",
+        "redisExporterImage",
+        "nginxExporterImage",
+        "blackboxExporterImage",
+        "prometheusPort",
+        "grafanaPort",
+        "alertmanagerPort",
+        "scrapeIntervalSeconds",
+    ),
+    "alerts": ("webhookUrls", "email", "repeatIntervalHours", "errorRatioPercent"),
     "backup": ("dir", "keep", "scheduler", "schedule"),
-    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress"),
+    "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom")
-SECRET_KEYS = ("postgresPassword", "redisPassword", "jwtSecret", "adminPassword", "grafanaPassword")
+SECRET_KEYS = (
+    "postgresPassword",
+    "redisPassword",
+    "jwtSecret",
+    "adminPassword",
+    "grafanaPassword",
+    "alertsSmtpPassword",
+)
+# The fields of catalogizer:alerts.email.
+EMAIL_KEYS = ("to", "from", "smarthost", "username")
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class ApiSettings:
     cors_origins: tuple[str, ...]
     media_root: Path
     log_level: str
+    # os/arch[/variant] of the Docker host the images are built for.
+    platform: str
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,37 @@ class MonitoringSettings:
     grafana_image: str
     prometheus_port: int
     grafana_port: int
+    alertmanager_image: str
+    postgres_exporter_image: str
+    redis_exporter_image: str
+    nginx_exporter_image: str
+    blackbox_exporter_image: str
+    alertmanager_port: int
+    # Scrape and rule evaluation interval; Alertmanager's grouping waits follow it.
+    scrape_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    to: str
+    sender: str
+    # host:port of the SMTP server
+    smarthost: str
+    # None: the server takes mail without authentication.
+    username: str | None
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    webhook_urls: tuple[str, ...]
+    email: EmailSettings | None
+    repeat_interval_hours: int
+    # 5xx share of API responses (percent) that pages after 5 minutes.
+    error_ratio_percent: int
+
+    @property
+    def has_receivers(self) -> bool:
+        return bool(self.webhook_urls) or self.email is not None
 
 
 @dataclass(frozen=True)
@@ -124,6 +181,8 @@ class HealthSettings:
     timeout_seconds: int
     interval_seconds: int
     probe_address: str
+    # How long `pulumi up` waits for each container to turn healthy (the provider's wait_timeout).
+    wait_timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -149,6 +208,7 @@ class Settings:
     proxy: ProxySettings
     tls: TlsSettings
     monitoring: MonitoringSettings
+    alerts: AlertsSettings
     backup: BackupSettings
     health: HealthSettings
     preflight: PreflightSettings
@@ -208,5 +268,6 @@ def host_port_claims(
         claims += [
             ("catalogizer:monitoring.prometheusPort", "127.0.0.1", monitoring.prometheus_port),
             ("catalogizer:monitoring.grafanaPort", "127.0.0.1", monitoring.grafana_port),
+            ("catalogizer:monitoring.alertmanagerPort", "127.0.0.1", monitoring.alertmanager_port),
         ]
     return [(key, address, port) for key, address, port in claims if port is not None]

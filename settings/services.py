@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from settings.model import LOG_LEVELS, ApiSettings, PostgresSettings, RedisSettings
 from settings.reader import ConfigError, Loader, memory, port, resolve
@@ -29,6 +30,7 @@ def load_api(loader: Loader) -> ApiSettings:
                 "Catalogizer checkout (the Dockerfile copies submodules/ from there), "
                 f"or set '{s.key}.dockerfile' if it lives elsewhere."
             )
+        _require_submodules(s.key, source)
     go_version = s.text("goVersion", "1.25")
     assert go_version is not None
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", go_version):
@@ -51,6 +53,15 @@ def load_api(loader: Loader) -> ApiSettings:
             )
     media_root = s.text("mediaRoot", "/opt/catalogizer/media")
     assert media_root is not None
+    # Without it pulumi-docker builds for the machine running Pulumi (its Image Check), which
+    # breaks an arm64 workstation deploying to an amd64 host; preflight compares it with the host.
+    platform = s.text("platform", "linux/amd64")
+    assert platform is not None
+    if not re.fullmatch(r"linux/(amd64|arm64|arm/v[5-7]|386|ppc64le|s390x|riscv64)", platform):
+        raise ConfigError(
+            f"{s.key}.platform: {platform!r} is not a Linux platform Docker builds for; use the Docker host's "
+            f"`docker version --format '{{{{.Server.Os}}}}/{{{{.Server.Arch}}}}'`, e.g. linux/amd64 or linux/arm64."
+        )
     return ApiSettings(
         source=source,
         dockerfile=dockerfile,
@@ -62,7 +73,26 @@ def load_api(loader: Loader) -> ApiSettings:
         cors_origins=origins,
         media_root=resolve(media_root),
         log_level=s.choice("logLevel", "info", LOG_LEVELS),
+        platform=platform,
     )
+
+
+def _require_submodules(key: str, source: Path) -> None:
+    """Refuse a checkout whose git submodules are missing: Catalogizer's Dockerfile cannot build it.
+
+    catalog-api/Dockerfile COPYs each submodules/<name>/ (go.mod replaces point there). A clone
+    without --recurse-submodules has the folders but leaves them empty, which only fails deep
+    inside `docker build`, after Postgres and Redis were already created.
+    """
+    fix = f"run `git -C {source} submodule update --init --recursive` (or clone with --recurse-submodules)"
+    folder = source / "submodules"
+    if not folder.is_dir():
+        raise ConfigError(f"{key}.source: {source} has no submodules/ folder, which the API Dockerfile copies; {fix}.")
+    modules = sorted(p for p in folder.iterdir() if p.is_dir())
+    empty = [p.name for p in modules if not any(p.iterdir())]
+    if not modules or empty:
+        which = "submodules/ is empty" if not modules else f"submodules {', '.join(empty)} are empty"
+        raise ConfigError(f"{key}.source: in {source}, {which}: the git submodules were not checked out; {fix}.")
 
 
 def load_postgres(loader: Loader) -> PostgresSettings:

@@ -506,7 +506,8 @@ def sweep_leftovers(client: docker.DockerClient | None = None) -> list[str]:
     sweeper = _Sweeper(client)
     sweeper.collect_live_scopes()
     removed: list[str] = []
-    for c in client.containers.list(all=True, sparse=False):
+    # Another session on this engine may remove a container between listing and inspecting it.
+    for c in client.containers.list(all=True, sparse=False, ignore_removed=True):
         if sweeper.is_leftover(c.labels, c.name, c.attrs.get("Created", "")):
             try:
                 client.api.remove_container(c.id, force=True, v=True)
@@ -516,7 +517,10 @@ def sweep_leftovers(client: docker.DockerClient | None = None) -> list[str]:
             except docker.errors.APIError as exc:
                 log.warning("could not remove leftover container %s: %s", c.name, exc)
     for n in client.networks.list(greedy=False):
-        n.reload()
+        try:
+            n.reload()
+        except docker.errors.NotFound:
+            continue  # removed by its own session meanwhile
         if sweeper.is_leftover(n.attrs.get("Labels"), n.name, n.attrs.get("Created", "")):
             try:
                 _remove_network(client, n)

@@ -41,6 +41,10 @@ class Registered:
     protect: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    # True when the program set delete_before_replace itself; otherwise the engine follows
+    # the provider (pulumi-docker: delete-first for every container).
+    delete_before_replace_defined: bool
+    replace_on_changes: list[str]
     additional_secret_outputs: list[str]
     inputs: dict[str, Any]
     secret_paths: set[str]
@@ -134,6 +138,8 @@ class RecordingMonitor(MockMonitor):
                 protect=request.protect,
                 retain_on_delete=request.retainOnDelete,
                 delete_before_replace=request.deleteBeforeReplace,
+                delete_before_replace_defined=request.deleteBeforeReplaceDefined,
+                replace_on_changes=list(request.replaceOnChanges),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 inputs=_unwrap_secrets(pulumi.runtime.rpc.deserialize_properties(request.object)),
                 secret_paths=_secret_paths(raw),

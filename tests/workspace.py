@@ -38,10 +38,19 @@ class Workspace:
     def __init__(self, root: Path) -> None:
         self.project = root / "catalogizer-deploy"
         self.project.mkdir()
-        for checkout in ("Catalogizer", "catalogizer"):
+        for checkout in ("Catalogizer", "catalogizer", "no-submodules", "empty-submodules"):
             dockerfile = root / checkout / "catalog-api" / "Dockerfile"
             dockerfile.parent.mkdir(parents=True)
             dockerfile.write_text("FROM scratch\n")
+        # Catalogizer's Dockerfile copies its git submodules, so settings refuse a checkout
+        # without them: ../no-submodules lacks the folder, ../empty-submodules has what a
+        # clone without --recurse-submodules leaves (empty folders).
+        for checkout in ("Catalogizer", "catalogizer"):
+            module = root / checkout / "submodules" / "config"
+            module.mkdir(parents=True)
+            (module / "go.mod").write_text("module digital.vasic.config\n")
+        for name in ("assets", "config"):
+            (root / "empty-submodules" / "submodules" / name).mkdir(parents=True)
         self.certs: CertPair = write_self_signed(
             self.project / "ssl", "catalogizer.example.com", ("catalogizer.example.com",), valid_days=365
         )

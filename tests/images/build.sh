@@ -19,7 +19,10 @@ POSTGRES_TAG="catalogizer-test/postgres:15"
 REDIS_TAG="catalogizer-test/redis:7"
 NGINX_TAG="catalogizer-test/nginx:1.22"
 PYRT_TAG="catalogizer-test/python-runtime:bookworm"
-API_REPO="catalogizer-test/api-standin"
+# Overridable so a worktree that changes the stand-in can build and test it under
+# its own tags without flipping the shared ones under other sessions' feet
+# (tags.py reads the same variable).
+API_REPO="${CATALOGIZER_TEST_API_REPOSITORY:-catalogizer-test/api-standin}"
 
 # Bump to invalidate the cached base image when the debootstrap recipe changes.
 BASE_RECIPE_VERSION=1
@@ -218,6 +221,8 @@ build_image() {
         return 0
     fi
     local start=$SECONDS logf="$WORK/build-${tag//[\/:]/_}.log"
+    # The image this tag names now is replaced: remember it, to remove it (and only it) at the end.
+    docker image inspect --format '{{.Id}}' "$tag" >>"$WORK/replaced-ids" 2>/dev/null || true
     log "$tag: building"
     local cache_flag=()
     [ "$FORCE" -eq 1 ] && cache_flag=(--no-cache)
@@ -254,7 +259,36 @@ build_image "$API_REPO:v1" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VER
 build_image "$API_REPO:v2" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=v2
 build_image "$API_REPO:broken" "$PYRT_TAG" "$STANDIN_ROOT" "$API_DF" --build-arg VERSION=broken --build-arg HEALTH_MODE=broken
 
+# --- monitoring (issue 12): Prometheus, Alertmanager and the exporters --------------
+# One Dockerfile, one image per Debian package; the tags are in tags.py (MONITORING).
+# Concurrent like the service images: the builds are apt downloads.
+MON_DIR="$HERE/prometheus-family"
+mon_pids=()
+# name:package:binary[:upstream binary path]
+for spec in prometheus:prometheus:prometheus \
+    alertmanager:prometheus-alertmanager:prometheus-alertmanager \
+    postgres-exporter:prometheus-postgres-exporter:prometheus-postgres-exporter \
+    redis-exporter:prometheus-redis-exporter:prometheus-redis-exporter \
+    blackbox-exporter:prometheus-blackbox-exporter:prometheus-blackbox-exporter \
+    nginx-exporter:prometheus-nginx-exporter:prometheus-nginx-exporter:/usr/bin/nginx-prometheus-exporter; do
+    IFS=: read -r mon_name mon_package mon_binary mon_link <<<"$spec"
+    build_image "catalogizer-test/mon-$mon_name:bookworm" "$BASE_TAG" "$MON_DIR" "$MON_DIR/Dockerfile" \
+        --build-arg "PACKAGE=$mon_package" --build-arg "BINARY=$mon_binary" --build-arg "UPSTREAM_PATH=$mon_link" &
+    mon_pids+=("$!")
+done
+for pid in "${mon_pids[@]}"; do
+    wait "$pid" || failed=1
+done
+[ "$failed" -eq 0 ] || die "one or more monitoring images failed to build"
+
 # Superseded builds leave untagged images behind; drop only ours.
-docker image prune -f --filter "label=$HASH_LABEL" >/dev/null
+# Only the images this run replaced, never a prune by label: labels are inherited, so a prune
+# would also delete other sessions' images built on ours (the rehearsal's previous API image).
+# An ID still tagged or used by a container is refused by Docker and stays.
+if [ -s "$WORK/replaced-ids" ]; then
+    sort -u "$WORK/replaced-ids" | while read -r old; do
+        docker image rm "$old" >/dev/null 2>&1 || true
+    done
+fi
 
 log "all images ready in $((SECONDS - total_start)) s"

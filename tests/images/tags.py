@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 BASE = "catalogizer-test/debian-base:bookworm"
@@ -10,12 +11,27 @@ REDIS = "catalogizer-test/redis:7"
 NGINX = "catalogizer-test/nginx:1.22"
 PYTHON_RUNTIME = "catalogizer-test/python-runtime:bookworm"
 
-API_REPOSITORY = "catalogizer-test/api-standin"
+# build.sh reads the same variable: a worktree changing the stand-in can test it
+# under its own tags without replacing the shared ones other sessions use.
+API_REPOSITORY = os.environ.get("CATALOGIZER_TEST_API_REPOSITORY", "catalogizer-test/api-standin")
 API_V1 = f"{API_REPOSITORY}:v1"
 API_V2 = f"{API_REPOSITORY}:v2"
 API_BROKEN = f"{API_REPOSITORY}:broken"
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN)
+# Monitoring (issue 12): Debian's packages, entrypoint = the binary as upstream (build.sh).
+MONITORING = {
+    name: f"catalogizer-test/mon-{name}:bookworm"
+    for name in (
+        "prometheus",
+        "alertmanager",
+        "postgres-exporter",
+        "redis-exporter",
+        "blackbox-exporter",
+        "nginx-exporter",
+    )
+}
+
+ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, API_V1, API_V2, API_BROKEN, *MONITORING.values())
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from docker.models.containers import Container
 from docker_harness import DockerScope
+from images import tags
 from services import PG_DB, PG_USER, SCRIPTS, psql_exec, run_hook, start_postgres
 
 BACKUP = SCRIPTS / "backup.py"
@@ -186,3 +187,44 @@ def test_restore_of_an_unreadable_dump_with_valid_checksum_changes_nothing(
     restored = run_hook(RESTORE, env)
     assert restored.returncode == 1 and "pg_restore cannot read bogus.dump" in restored.stderr
     assert psql_exec(docker_scope, pg, "SELECT count(*) FROM media") == "5000"
+
+
+def test_a_restore_that_fails_in_its_replay_starts_the_stopped_api_again(
+    database: tuple[Container, str], tmp_path: Path, docker_scope: DockerScope
+) -> None:
+    pg, password = database
+    # A schema of its own is re-created by the replay, which fails while the live one exists.
+    psql_exec(docker_scope, pg, "CREATE SCHEMA extra; CREATE TABLE extra.t (id int);")
+    backup = run_hook(BACKUP, db_env(pg, password, tmp_path))
+    assert backup.returncode == 0, backup.stderr
+    stack = docker_scope.name("restore-api")
+    api = docker_scope.container(
+        tags.REDIS, "api", labels={"catalogizer.stack": stack, "catalogizer.role": "api"}, command=["sleep", "600"]
+    )
+    env = {
+        **db_env(pg, password, tmp_path),
+        "RESTORE_FILE": json.loads(backup.stdout)["file"],
+        "API_STACK_LABEL": stack,
+    }
+    restored = run_hook(RESTORE, env)
+    assert restored.returncode == 1
+    assert "was rolled back" in restored.stderr and 'schema "extra" already exists' in restored.stderr
+    assert "the 1 stopped API container(s) were started again" in restored.stderr
+    api.reload()
+    assert api.status == "running"
+    assert psql_exec(docker_scope, pg, "SELECT count(*) FROM media") == "5000"
+    assert_no_secret(password, restored.stdout, restored.stderr)
+
+
+def test_keep_record_restores_nothing_and_repeats_the_last_record(tmp_path: Path) -> None:
+    record = {"restored": "/b/x.dump", "sha256": "ab", "safetyDump": "/b/y.dump", "seconds": 1.5}
+    # No database settings at all: the update path must not need (or touch) the database.
+    result = subprocess.run(
+        ["python3", str(RESTORE), "--keep-record"],
+        env={"PATH": os.environ["PATH"], "PULUMI_COMMAND_STDOUT": json.dumps(record) + "\n"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == record

@@ -15,7 +15,6 @@ import time
 
 import pytest
 from docker.models.containers import Container
-from docker.models.networks import Network
 from docker_harness import DockerScope, healthcheck, http_request, wait_health_status, wait_healthy, wait_http
 from images import tags
 from services import (
@@ -201,12 +200,12 @@ def test_api_standin_serves_and_keeps_data_across_replacement(docker_scope: Dock
 
 
 def test_api_standin_default_host_is_unreachable_from_other_containers(docker_scope: DockerScope) -> None:
-    """HOST left at Catalogizer's default: Docker says healthy, yet nobody else can connect."""
+    """HOST left at Catalogizer's default: the in-container GET probe passes, yet nobody else can connect."""
     net = docker_scope.network()
     pg_password = secrets.token_urlsafe(18)
     start_postgres(docker_scope, net, docker_scope.volume("pgdata"), pg_password)
-    # No healthcheck override: the image's own probe is the one that is fooled.
-    api = scope_api_with_image_healthcheck(docker_scope, net, api_env(pg_password, None, host=None))
+    # The program's kind of probe (GET on localhost) is the one that is fooled.
+    api = start_api(docker_scope, net, tags.API_V1, api_env(pg_password, None, host=None))
     wait_healthy(api, timeout=60)
 
     rc, out = docker_scope.exec(api, ["wget", "-q", "-O", "-", f"http://localhost:{API_PORT}/health"])
@@ -221,10 +220,6 @@ def test_api_standin_default_host_is_unreachable_from_other_containers(docker_sc
     port = docker_scope.host_port(api, API_PORT)
     with pytest.raises(OSError):
         http_request("GET", "/health", port, timeout=5)
-
-
-def scope_api_with_image_healthcheck(scope: DockerScope, net: Network, env: dict[str, str]) -> Container:
-    return scope.container(tags.API_V1, "api", network=net, aliases=["api"], environment=env, ports={API_PORT: None})
 
 
 def test_api_standin_broken_image_fails_health(docker_scope: DockerScope) -> None:
@@ -249,13 +244,24 @@ def test_api_standin_broken_image_fails_health(docker_scope: DockerScope) -> Non
     assert status == 200 and deep["database"] == "ok", deep
 
 
-def test_api_standin_refuses_incomplete_config(docker_scope: DockerScope) -> None:
-    env = api_env("unused", None)
+def test_api_standin_validates_config_only_on_restart(docker_scope: DockerScope) -> None:
+    """Like Catalogizer's LoadConfig: the first start writes config.json unvalidated, a restart validates it."""
+    net = docker_scope.network()
+    pg_password = secrets.token_urlsafe(18)
+    start_postgres(docker_scope, net, docker_scope.volume("pgdata"), pg_password)
+    env = api_env(pg_password, None)
     env["JWT_SECRET"] = "too-short"
     del env["ADMIN_PASSWORD"]
-    rc, out = docker_scope.run_once(tags.API_V1, ["python3", "/app/server.py"], environment=env, timeout=30)
-    assert rc == 1, out
-    assert "JWT_SECRET must be at least 32 characters" in out and "ADMIN_PASSWORD is required" in out, out
+    api = start_api(docker_scope, net, tags.API_V1, env)
+    wait_healthy(api, timeout=60)
+    rc, out = docker_scope.exec(api, ["stat", "-c", "%u %a", "/app/config.json"])
+    assert rc == 0 and out.split() == [str(tags.API_UID), "600"], out
+
+    api.restart(timeout=10)
+    result = api.wait(timeout=30)
+    out = api.logs().decode(errors="replace")
+    assert result["StatusCode"] == 1, out
+    assert "JWT_SECRET must be at least 32 characters" in out, out
 
 
 # --------------------------------------------------------------------------- nginx

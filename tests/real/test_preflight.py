@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,6 +32,26 @@ def test_healthy_host_passes(tmp_path: Path) -> None:
     result = run_hook(PREFLIGHT, preflight_env(tmp_path, [f"0.0.0.0:{port}", f"127.0.0.1:{free_port()}"]))
     assert result.returncode == 0, result.stderr
     assert '"docker": "' in result.stdout and '"certificateNotAfter"' in result.stdout
+
+
+def _host_platform() -> str:
+    return subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_images_for_the_hosts_platform_pass_and_another_platform_is_refused(tmp_path: Path) -> None:
+    host = _host_platform()
+    ok = run_hook(PREFLIGHT, preflight_env(tmp_path, [], PREFLIGHT_PLATFORM=host))
+    assert ok.returncode == 0, ok.stderr
+    assert f'"platform": "{host}"' in ok.stdout
+    other = "linux/arm64" if host != "linux/arm64" else "linux/amd64"
+    refused = run_hook(PREFLIGHT, preflight_env(tmp_path, [], PREFLIGHT_PLATFORM=other))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"preflight failed: the Docker host is {host} but the images would be built for {other}; "
+        f"`pulumi config set --path catalogizer:api.platform {host}`"
+    )
 
 
 def test_port_held_by_another_process_on_loopback(tmp_path: Path) -> None:

@@ -46,7 +46,14 @@ def test_api_container_shape(prod: Deployment) -> None:
     media, logs = api.inputs["mounts"]
     assert media == {"target": "/media", "type": "bind", "source": "/opt/catalogizer/media", "readOnly": True}
     assert logs == {"target": "/app/logs", "type": "volume", "source": "catalogizer-api-logs"}
-    assert api.inputs["healthcheck"]["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]
+    assert api.inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://localhost:8080/health",
+    ]
     assert api.inputs["wait"] is True and api.inputs["restart"] == "unless-stopped"
     assert api.inputs["memory"] == 2048
     assert api.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["api"]}]
@@ -57,7 +64,30 @@ def test_api_can_be_replaced_before_the_old_container_goes(prod: Deployment) -> 
     # A fixed name or host port would force delete-before-replace, i.e. downtime.
     assert api.name.startswith("catalogizer-api-") and api.state["name"] != api.name  # autonamed
     assert not api.inputs.get("ports")
-    assert not api.delete_before_replace
+    # pulumi-docker makes every container delete-first unless the program says otherwise.
+    assert api.delete_before_replace_defined is True and api.delete_before_replace is False
+
+
+def test_fixed_name_containers_are_replaced_delete_first(prod: Deployment) -> None:
+    fixed = [c for c in prod.of_type("docker:index/container:Container") if c.inputs.get("name")]
+    roles = {label["value"] for c in fixed for label in c.inputs["labels"] if label["label"] == "catalogizer.role"}
+    monitoring = {
+        "prometheus",
+        "grafana",
+        "alertmanager",
+        *(f"{s}-exporter" for s in ("postgres", "redis", "nginx", "blackbox")),
+    }
+    assert roles == {"postgres", "redis", "nginx", "backup-scheduler", *monitoring}
+    for container in fixed:
+        assert container.delete_before_replace_defined and container.delete_before_replace, container.name
+
+
+def test_every_container_is_replaced_after_a_failed_wait_or_a_new_health_check(prod: Deployment) -> None:
+    for container in prod.of_type("docker:index/container:Container"):
+        assert container.replace_on_changes == ["#initerror", "healthcheck"], container.name
+        assert container.inputs["wait"] is True and container.inputs["waitTimeout"] == 180, container.name
+        # No perpetual memory-swap diff, and raising memory later stays possible.
+        assert container.inputs["memorySwap"] == container.inputs["memory"] > 0, container.name
 
 
 def test_api_waits_for_healthy_postgres_and_redis(prod: Deployment) -> None:
@@ -101,3 +131,19 @@ def test_new_image_digest_changes_the_container_image(workspace: Workspace) -> N
     old = workspace.deploy("dev").container("api").inputs["image"]
     new = workspace.deploy("dev", {"api": {"goVersion": "1.26"}}).container("api").inputs["image"]
     assert old != new
+
+
+def test_images_are_built_for_the_configured_docker_host_platform(workspace: Workspace) -> None:
+    default = workspace.deploy("prod")
+    builds = default.of_type("docker:index/image:Image")
+    assert len(builds) == 2  # the API and the backup scheduler
+    assert {b.inputs["build"]["platform"] for b in builds} == {"linux/amd64"}
+    assert default.named("preflight-checks").inputs["environment"]["PREFLIGHT_PLATFORM"] == "linux/amd64"
+    arm = workspace.deploy("prod", {"api": {"platform": "linux/arm64"}})
+    assert {b.inputs["build"]["platform"] for b in arm.of_type("docker:index/image:Image")} == {"linux/arm64"}
+    assert arm.named("preflight-checks").inputs["environment"]["PREFLIGHT_PLATFORM"] == "linux/arm64"
+
+
+def test_the_health_wait_timeout_is_configurable(workspace: Workspace) -> None:
+    deployment = workspace.deploy("dev", {"health": {"waitTimeoutSeconds": 30}})
+    assert {c.inputs["waitTimeout"] for c in deployment.of_type("docker:index/container:Container")} == {30}

@@ -58,5 +58,5 @@ def test_only_the_proxy_is_published_beyond_loopback(deployments: dict[str, Depl
                 else:
                     assert port["ip"] == "127.0.0.1", (stack, container.name, port)
                     loopback_ports.setdefault(stack, []).append(port["external"])
-    # Not vacuous: production publishes Prometheus and Grafana, on loopback only.
-    assert {stack: sorted(ports) for stack, ports in loopback_ports.items()} == {"prod": [3000, 9090]}
+    # Not vacuous: production publishes Prometheus, Grafana and Alertmanager, on loopback only.
+    assert {stack: sorted(ports) for stack, ports in loopback_ports.items()} == {"prod": [3000, 9090, 9093]}

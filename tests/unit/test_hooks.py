@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from program import Deployment
 from workspace import Workspace
@@ -95,10 +96,30 @@ def test_restore_runs_after_backup_and_before_the_api(workspace: Workspace) -> N
     api = deployment.container("api")
     assert restore.urn in api.dependencies
     sha = hashlib.sha256(open(dump, "rb").read()).hexdigest()  # noqa: SIM115
-    assert restore.inputs["triggers"] == [dump, sha]
+    # Only the dump's content replaces (re-runs) the restore; any other change is an update
+    # that repeats the record and restores nothing.
+    assert restore.inputs["triggers"] == [sha]
+    assert restore.inputs["update"] == "python3 scripts/restore.py --keep-record"
     # The API containers are recreated after a restore.
     assert {"label": "catalogizer.restored-from", "value": sha} in api.inputs["labels"]
     assert "catalogizer.restored-from" not in json.dumps(workspace.deploy("dev").container("api").inputs["labels"])
+
+
+def test_a_moved_dump_or_new_setting_never_replays_the_restore(workspace: Workspace) -> None:
+    dump = _dump(workspace)
+    first = workspace.deploy("dev", {"restoreFrom": dump}).named("restore-pg-restore")
+    moved = Path(dump).with_name("renamed.dump")
+    Path(dump).rename(moved)
+    Path(dump + ".sha256").rename(str(moved) + ".sha256")
+    later = workspace.deploy("dev", {"restoreFrom": str(moved), "backup": {"keep": 3}}).named("restore-pg-restore")
+    assert later.inputs["triggers"] == first.inputs["triggers"]
+    assert later.inputs["environment"] != first.inputs["environment"]
+
+
+def test_hooks_print_nothing_to_the_console(dev: Deployment) -> None:
+    for hook in dev.of_type(COMMAND):
+        assert hook.inputs["logging"] == "none", hook.name
+        assert set(hook.additional_secret_outputs) == {"stdout", "stderr"}, hook.name
 
 
 def test_hooks_follow_the_provider_docker_host(workspace: Workspace) -> None:
@@ -113,7 +134,7 @@ def test_preflight_runs_before_every_container(prod: Deployment) -> None:
     for container in prod.of_type("docker:index/container:Container"):
         assert prod.waits_for(container, preflight), container.name
     env = preflight.inputs["environment"]
-    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000"
+    assert env["PREFLIGHT_PORTS"] == "0.0.0.0:80,0.0.0.0:443,127.0.0.1:9090,127.0.0.1:3000,127.0.0.1:9093"
     assert env["PREFLIGHT_MIN_FREE_GB"] == "10" and env["STACK_LABEL"] == "catalogizer"
     assert env["TLS_CERT_FILE"].endswith("ssl/cert.pem")
 

@@ -11,6 +11,7 @@ from program import Deployment
 from workspace import Workspace
 
 from settings import PLAIN_KEYS, SECRET_KEYS, STRUCTURED_KEYS
+from settings.model import EMAIL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "operations.md"
@@ -27,6 +28,7 @@ RUNBOOK_SECTIONS = [
     "Common issues and remediation",
     "Maintenance windows",
     "Periodic tasks",
+    "Alerts",
 ]
 
 
@@ -38,6 +40,8 @@ def command_lines() -> list[str]:
 def known_keys() -> set[str]:
     keys = {f"catalogizer:{k}" for k in (*PLAIN_KEYS, *SECRET_KEYS)}
     keys |= {f"catalogizer:{section}.{field}" for section, fields in STRUCTURED_KEYS.items() for field in fields}
+    # The object catalogizer:alerts.email is set field by field.
+    keys |= {f"catalogizer:alerts.email.{field}" for field in EMAIL_KEYS}
     return keys | {"docker:host"}
 
 
@@ -82,7 +86,8 @@ def test_every_config_key_set_or_removed_exists() -> None:
     for line in command_lines():
         argv = words(line)
         if argv[:3] in (["pulumi", "config", "set"], ["pulumi", "config", "rm"]):
-            key = next(w for w in argv[3:] if not w.startswith("--"))
+            # A list element (webhookUrls[0]) is set through its list's key.
+            key = re.sub(r"\[\d+\]$", "", next(w for w in argv[3:] if not w.startswith("--")))
             assert key in known_keys(), f"{line!r} names an unknown key {key}"
             checked += 1
     assert checked >= 8

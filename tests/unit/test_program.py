@@ -44,6 +44,11 @@ def test_every_container_rotates_logs_and_is_labelled(deployment: Deployment) ->
             "prometheus",
             "grafana",
             "backup-scheduler",
+            "alertmanager",
+            "postgres-exporter",
+            "redis-exporter",
+            "nginx-exporter",
+            "blackbox-exporter",
         )
         assert container.inputs["restart"] == "unless-stopped"
         assert container.inputs["wait"] is True and container.inputs["healthcheck"]["tests"]

@@ -58,6 +58,18 @@ PROD_TREE = {
     "backup-pg-dump": ("command:local:Command", "backup", False, False, False),
     "catalogizer-api-0": ("docker:index/container:Container", "api", False, False, False),
     "health-verify": ("command:local:Command", "health", False, False, False),
+    "exporters": ("catalogizer:monitoring:Exporters", STACK, False, False, False),
+    "alertmanager": ("catalogizer:monitoring:Alertmanager", STACK, False, False, False),
+    "exporters-postgres-exporter-image": ("docker:index/remoteImage:RemoteImage", "exporters", False, False, False),
+    "exporters-redis-exporter-image": ("docker:index/remoteImage:RemoteImage", "exporters", False, False, False),
+    "exporters-nginx-exporter-image": ("docker:index/remoteImage:RemoteImage", "exporters", False, False, False),
+    "exporters-blackbox-exporter-image": ("docker:index/remoteImage:RemoteImage", "exporters", False, False, False),
+    "alertmanager-image": ("docker:index/remoteImage:RemoteImage", "alertmanager", False, False, False),
+    "exporters-postgres-exporter": ("docker:index/container:Container", "exporters", False, False, True),
+    "exporters-redis-exporter": ("docker:index/container:Container", "exporters", False, False, True),
+    "exporters-nginx-exporter": ("docker:index/container:Container", "exporters", False, False, True),
+    "exporters-blackbox-exporter": ("docker:index/container:Container", "exporters", False, False, True),
+    "alertmanager-container": ("docker:index/container:Container", "alertmanager", False, False, True),
 }
 
 
@@ -108,6 +120,7 @@ def test_every_hook_command(workspace: Workspace) -> None:
             "PREFLIGHT_PORTS": "0.0.0.0:8080,0.0.0.0:8443",
             "STACK_LABEL": "catalogizer-dev",
             "PREFLIGHT_MIN_FREE_GB": "10",
+            "PREFLIGHT_PLATFORM": "linux/amd64",
         },
         "backup-pg-dump": {
             **database,

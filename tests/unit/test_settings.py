@@ -26,6 +26,16 @@ BAD_INPUTS = [
     ("dev", {"api": {"source": None}}, ["catalogizer:api", "exactly one", "neither is set"]),
     ("dev", {"api": {"dockerfile": "api/Dockerfile"}}, ["catalogizer:api.source", "no api/Dockerfile", "ROOT"]),
     ("dev", {"api": {"source": "../nowhere"}}, ["catalogizer:api.source", "no catalog-api/Dockerfile"]),
+    (
+        "dev",
+        {"api": {"source": "../no-submodules"}},
+        ["catalogizer:api.source", "no submodules/ folder", "git -C", "submodule update --init --recursive"],
+    ),
+    (
+        "dev",
+        {"api": {"source": "../empty-submodules"}},
+        ["catalogizer:api.source", "submodules assets, config are empty", "submodule update --init --recursive"],
+    ),
     ("prod", {"tls": {"certFile": "ssl/missing.pem"}}, ["catalogizer:tls.certFile", "cannot read", "missing.pem"]),
     ("prod", {"tls": {"keyFile": None}}, ["catalogizer:tls.keyFile", "required with mode=files"]),
     (
@@ -53,7 +63,47 @@ BAD_INPUTS = [
     ("dev", {"backup": {"schedule": "daily"}}, ["catalogizer:backup.schedule", "5 fields"]),
     ("dev", {"backup": {"schedule": "0 0 31 2 *"}}, ["catalogizer:backup.schedule", "never fires"]),
     ("dev", {"backup": {"keep": 0}}, ["catalogizer:backup.keep", "outside 1-1000"]),
+    ("dev", {"api": {"platform": "amd64"}}, ["catalogizer:api.platform", "'amd64'", "linux/arm64"]),
+    ("dev", {"api": {"platform": "windows/amd64"}}, ["catalogizer:api.platform", "not a Linux platform"]),
+    ("dev", {"health": {"waitTimeoutSeconds": 5}}, ["catalogizer:health.waitTimeoutSeconds", "outside 10-3600"]),
     ("dev", {"restoreFrom": "backups/none.dump"}, ["catalogizer:restoreFrom", "cannot read", "none.dump"]),
+    (
+        "prod",
+        {"alerts": {"webhookUrls": ["https://ok.example.com/a", "hooks.slack.com/services/x"]}},
+        ["catalogizer:alerts.webhookUrls[1]", "'hooks.slack.com/services/x'", "http(s) URL"],
+    ),
+    ("prod", {"alerts": {"webhookUrls": "ftp://x.example.com"}}, ["catalogizer:alerts.webhookUrls[0]", "ftp://"]),
+    ("prod", {"alerts": {"webhookUrls": {"a": 1}}}, ["catalogizer:alerts.webhookUrls", "list of URLs"]),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "ops.example.com", "from": "a@example.com", "smarthost": "smtp.example.com:25"}}},
+        ["catalogizer:alerts.email.to", "'ops.example.com'", "not an e-mail address"],
+    ),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@example.com, b@example.com", "from": "a@x.io", "smarthost": "smtp.x.io:25"}}},
+        ["catalogizer:alerts.email.to", "one address"],
+    ),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@example.com", "from": "a@example.com", "smarthost": "smtp.example.com"}}},
+        ["catalogizer:alerts.email.smarthost", "host:port", "smtp.example.com:587"],
+    ),
+    ("prod", {"alerts": {"email": {"to": "a@example.com"}}}, ["catalogizer:alerts.email.from", "is required"]),
+    (
+        "prod",
+        {"alerts": {"email": {"to": "a@x.io", "from": "b@x.io", "smarthost": "s.x.io:587", "username": "u"}}},
+        ["catalogizer:alerts.email.username", "catalogizer:alertsSmtpPassword", "--secret"],
+    ),
+    ("prod", {"alerts": {"email": {"too": "a@x.io"}}}, ["catalogizer:alerts.email", "unknown key 'too'", "'to'"]),
+    ("prod", {"alerts": {"repeatIntervalHours": 0}}, ["catalogizer:alerts.repeatIntervalHours", "outside 1-168"]),
+    (
+        "dev",
+        {"alerts": {"webhookUrls": ["https://alerts.example.com/hook"]}},
+        ["catalogizer:alerts", "monitoring.enabled is false"],
+    ),
+    ("prod", {"monitoring": {"alertmanagerPort": 3000}}, ["catalogizer:monitoring.alertmanagerPort", "grafanaPort"]),
+    ("prod", {"monitoring": {"scrapeIntervalSeconds": 0}}, ["catalogizer:monitoring.scrapeIntervalSeconds", "1-300"]),
 ]
 
 
@@ -130,3 +180,11 @@ def test_defaults_when_only_the_source_is_set(workspace: Workspace) -> None:
     assert deployment.container("redis").inputs["memory"] == 512
     assert len(deployment.containers("api")) == 1
     assert deployment.env(deployment.container("api"))["GIN_MODE"] == "debug"  # appEnv defaults to development
+
+
+def test_smtp_password_without_email_is_refused_without_echoing_it(workspace: Workspace) -> None:
+    with pytest.raises(Exception) as caught:
+        workspace.deploy("prod", secrets={"alertsSmtpPassword": "smtp-secret-value"})
+    message = str(caught.value)
+    assert "catalogizer:alertsSmtpPassword" in message and "catalogizer:alerts.email" in message
+    assert "smtp-secret-value" not in message
