@@ -5,6 +5,7 @@
 #
 #   bash tests/mutation/try_mutant.sh NAME...      # prints "killed NAME" or "SURVIVED NAME"
 #   MUTATION_TESTS_REF=abc123 bash tests/mutation/try_mutant.sh NAME...   # the tests of that commit
+#   MUTATION_TESTS=tests/rendering bash tests/mutation/try_mutant.sh NAME...   # only these tests
 #
 # The mutated tree is the code of the last run: use tests that match that code.
 set -euo pipefail
@@ -23,7 +24,7 @@ fi
 status=0
 for name in "$@"; do
     if (cd "$copy" && MUTANT_UNDER_TEST=$name nice -n 19 "$venv/bin/python" -m pytest -x -q -p no:cacheprovider \
-        tests/unit tests/rendering >/dev/null 2>&1); then
+        ${MUTATION_TESTS:-tests/unit tests/rendering} >/dev/null 2>&1); then
         echo "SURVIVED $name"
         status=1
     else

@@ -124,3 +124,12 @@ def test_settings_reach_the_containers(workspace: Workspace) -> None:
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == ("cat", "catalog")
     assert deployment.container("prometheus").inputs["ports"][0]["external"] == 19090
     assert deployment.container("grafana").inputs["ports"][0]["external"] == 13000
+
+
+def test_moving_the_key_file_reruns_preflight(workspace: Workspace) -> None:
+    # Same key, another path: a settings change like any other, so the host is checked again.
+    moved = workspace.project / "ssl" / "moved-key.pem"
+    moved.write_bytes(workspace.certs.key_file.read_bytes())
+    before = workspace.deploy("prod").named("preflight-checks").inputs["triggers"][0]
+    after = workspace.deploy("prod", {"tls": {"keyFile": str(moved)}}).named("preflight-checks").inputs["triggers"][0]
+    assert before != after
