@@ -54,47 +54,34 @@ def test_health_settings_reach_the_hook(workspace: Workspace) -> None:
     assert (env["HEALTH_TIMEOUT"], env["HEALTH_INTERVAL"], env["HEALTH_CONNECT_ADDRESS"]) == ("300", "7", "10.0.0.5")
 
 
-def test_the_scheduler_is_on_by_default_only_in_production(workspace: Workspace) -> None:
-    staging = workspace.deploy("staging")
-    assert not staging.containers("backup-scheduler")
-    prod = workspace.deploy("prod", {"backup": {"scheduler": None, "schedule": None}})
+def test_the_scheduler_is_on_by_default_only_in_production(prod: Deployment, bare_workspace: Workspace) -> None:
+    assert not bare_workspace.deploy("staging").containers("backup-scheduler")
+    # Pulumi.prod.yaml sets neither backup.scheduler nor backup.schedule: both defaults apply.
     (scheduler,) = prod.containers("backup-scheduler")
     assert prod.env(scheduler)["BACKUP_SCHEDULE"] == "0 2 * * *"
-    off = workspace.deploy("prod", {"backup": {"scheduler": False}})
-    assert not off.containers("backup-scheduler")
 
 
 def test_secret_floors() -> None:
     assert (MIN_SECRET_CHARS, MIN_JWT_SECRET_CHARS) == (12, 32)
 
 
-@pytest.mark.parametrize(
-    ("name", "length", "accepted"),
-    [
-        ("postgresPassword", 11, False),
-        ("postgresPassword", 12, True),
-        ("redisPassword", 11, False),
-        ("adminPassword", 12, True),
-        ("jwtSecret", 31, False),
-        ("jwtSecret", 32, True),
-    ],
-)
-def test_secret_length_floor(workspace: Workspace, name: str, length: int, accepted: bool) -> None:
-    value = ("Sx9" * 20)[:length]
-    if accepted:
-        deployment = workspace.deploy("dev", secrets={name: value})
-        assert f"secrets-{name}" not in {
-            r.name for r in deployment.of_type("random:index/randomPassword:RandomPassword")
-        }
-        return
+@pytest.mark.parametrize(("name", "length"), [("postgresPassword", 11), ("redisPassword", 11), ("jwtSecret", 31)])
+def test_a_secret_below_its_floor_is_refused(workspace: Workspace, name: str, length: int) -> None:
     with pytest.raises(ProgramFailed) as caught:
-        workspace.deploy("dev", secrets={name: value})
+        workspace.deploy("dev", secrets={name: ("Sx9" * 20)[:length]})
     floor = 32 if name == "jwtSecret" else 12
     assert str(caught.value) == (
         f"catalogizer:{name}: is {length} characters; at least {floor} are required. "
         f"Set a longer one with `pulumi config set --secret catalogizer:{name} <value>`, "
         "or remove it to have one generated."
     )
+
+
+def test_secrets_at_their_floor_are_accepted(workspace: Workspace) -> None:
+    supplied = {"postgresPassword": "Sx9" * 4, "adminPassword": "Sx9" * 4, "jwtSecret": ("Sx9" * 11)[:32]}
+    deployment = workspace.deploy("dev", secrets=supplied)
+    generated = {r.name for r in deployment.of_type("random:index/randomPassword:RandomPassword")}
+    assert generated == {"secrets-redisPassword", "secrets-grafanaPassword"}
 
 
 def test_generated_secrets_have_fixed_lengths_and_no_specials(dev: Deployment) -> None:
@@ -111,19 +98,26 @@ def test_generated_secrets_have_fixed_lengths_and_no_specials(dev: Deployment) -
         assert (inputs["special"], inputs["minUpper"], inputs["minLower"], inputs["minNumeric"]) == (False, 2, 2, 2)
 
 
-def test_backup_runs_exactly_when_the_api_rolls_out(workspace: Workspace) -> None:
-    deployment = workspace.deploy("dev", {"api": {"replicas": 2}})
+@pytest.fixture(scope="module")
+def two_replicas(bare_workspace: Workspace) -> Deployment:
+    return bare_workspace.deploy("dev", {"api": {"replicas": 2}})
+
+
+def test_backup_runs_exactly_when_the_api_rolls_out(two_replicas: Deployment, bare_workspace: Workspace) -> None:
+    deployment = two_replicas
     backup = deployment.named("backup-pg-dump").inputs["triggers"]
     health = deployment.named("health-verify").inputs["triggers"]
     (rollout,) = backup
     assert len(rollout) == 64 and health[0] == rollout
     # A change that replaces no API container takes no new dump.
-    unrelated = workspace.deploy("dev", {"api": {"replicas": 2}, "backup": {"keep": 6}, "redis": {"memoryMb": 256}})
+    unrelated = bare_workspace.deploy(
+        "dev", {"api": {"replicas": 2}, "backup": {"keep": 6}, "redis": {"memoryMb": 256}}
+    )
     assert unrelated.named("backup-pg-dump").inputs["triggers"] == backup
 
 
-def test_health_reruns_for_any_replaced_container(workspace: Workspace) -> None:
-    deployment = workspace.deploy("dev", {"api": {"replicas": 2}})
+def test_health_reruns_for_any_replaced_container(two_replicas: Deployment) -> None:
+    deployment = two_replicas
     triggers = deployment.named("health-verify").inputs["triggers"]
     assert {c.name for c in deployment.containers("api")} == {"catalogizer-dev-api-0", "catalogizer-dev-api-1"}
     # The mock provider gives each resource the ID "<name>-id"; replicas in order, then nginx.
