@@ -5,8 +5,7 @@ import pulumi
 from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint, version_alias
 from components.api_image import ApiImage, ApiImageArgs
-from components.backup import PreUpdateBackup, PreUpdateBackupArgs
-from components.backup_scheduler import BackupScheduler, BackupSchedulerArgs
+from components.data_safety import DataSafetyArgs, data_safety
 from components.db_roles import DbRoles, DbRolesArgs
 from components.exporters import Exporters, ExportersArgs
 from components.health import HealthCheck, HealthCheckArgs
@@ -16,7 +15,6 @@ from components.postgres import Postgres, PostgresArgs
 from components.preflight import Preflight, PreflightArgs
 from components.proxy import Proxy, ProxyArgs
 from components.redis import Redis, RedisArgs
-from components.restore import Restore, RestoreArgs
 from components.secrets import Secrets, SecretsArgs
 from components.tls import Tls, TlsArgs
 from components.volumes import Volumes, VolumesArgs
@@ -31,7 +29,7 @@ api_secrets = ApiSecrets(secrets.postgres_api_password, redis_password, secrets.
 api_env = api_environment(settings, api_secrets)
 rollout = rollout_fingerprint(image.ref, api_env)
 api_alias = version_alias(rollout, settings)
-preflight = Preflight("preflight", PreflightArgs(settings, rollout))
+preflight = Preflight("preflight", PreflightArgs(settings, rollout, secrets.backup_repository_password))
 checked = [preflight.command]
 
 network = Network("network", NetworkArgs(settings))
@@ -50,24 +48,21 @@ redis = Redis(
 )
 tls = Tls("tls", TlsArgs(settings))
 
-backup = PreUpdateBackup(
-    "backup", PreUpdateBackupArgs(settings, postgres.container, postgres.container_name, pg_password, rollout)
-)
-gates: list[pulumi.Resource] = [*checked, postgres.container, redis.container, backup.command]
-if settings.restore is not None:
-    restore = Restore(
-        "restore",
-        RestoreArgs(
-            settings,
-            settings.restore,
-            postgres.container_name,
-            pg_password,
-            volumes.names["nginx-config"],
-            [backup.command],
-        ),
+safety = data_safety(
+    DataSafetyArgs(
+        settings,
+        postgres.container,
+        postgres.container_name,
+        pg_password,
+        secrets.backup_repository_password,  # None without catalogizer:backup.repository
+        rollout,
+        network.back,
+        volumes.names["nginx-config"],
+        checked,
     )
-    gates.append(restore.command)
-    pulumi.export("lastRestore", restore.summary)
+)
+gates: list[pulumi.Resource] = [*checked, postgres.container, redis.container, *safety.gates]
+# After the dump and any restore: the API's own role, and no trust lines, before the API starts.
 db_roles = DbRoles(
     "db-roles",
     DbRolesArgs(
@@ -118,11 +113,8 @@ containers: dict[str, pulumi.Input] = {
     "api": api.container_names,
     "nginx": proxy.container_name,
 }
-if settings.backup.scheduler:
-    scheduler = BackupScheduler(
-        "backup-scheduler", BackupSchedulerArgs(settings, network.back, pg_password, [*checked, postgres.container])
-    )
-    containers["backup-scheduler"] = scheduler.container.name
+if safety.scheduler is not None:
+    containers["backup-scheduler"] = safety.scheduler.container.name
 if settings.monitoring.enabled:
     scraped = [*checked, postgres.container, redis.container, proxy.container, db_roles.command]
     exporters = Exporters(
@@ -168,7 +160,7 @@ pulumi.export("grafanaPassword", pulumi.Output.secret(secrets.grafana_password))
 pulumi.export("tlsCertificate", tls.cert_pem)
 pulumi.export("tlsExpiry", tls.expires_at)
 pulumi.export("preflight", preflight.summary)
-pulumi.export("lastBackup", backup.summary)
+pulumi.export("lastBackup", safety.backup.summary)
 pulumi.export("apiVersions", image.versions)
 pulumi.export("proxy", proxy.summary)
 pulumi.export("health", health.summary)

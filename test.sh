@@ -77,10 +77,16 @@ esac
 prepare_venv
 # As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+# The fast layer (the program under mocks and the renderers) runs on every core: its tests share
+# nothing. The Docker layers run one test at a time: they time traffic and share one engine.
+FAST=(tests/unit tests/rendering)
 case $layer in
-    unit) exec .venv/bin/python -m pytest tests/unit "$@" ;;
+    unit) exec .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@" ;;
     smoke) exec .venv/bin/python -m smoke "$@" ;;
     rendering | real) exec .venv/bin/python -m pytest "tests/$layer" "$@" ;;
     rehearsal) exec .venv/bin/python -m pytest tests/rehearsal -s "$@" ;;
-    all) exec .venv/bin/python -m pytest "$@" ;;
+    all)
+        .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@"
+        exec .venv/bin/python -m pytest tests/real tests/rehearsal "$@"
+        ;;
 esac

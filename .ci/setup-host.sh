@@ -9,7 +9,7 @@ die() { printf '[setup-host] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-PACKAGES=(docker.io debootstrap nginx openssl postgresql-client redis-tools ca-certificates testssl.sh
+PACKAGES=(docker.io debootstrap nginx openssl postgresql-client redis-tools ca-certificates testssl.sh restic openssh-client
           python3-venv git curl)
 
 missing=()

@@ -3,11 +3,14 @@
 
 Fills a PostgreSQL container (the locally built test image) with about TARGET_MB of rows,
 then times, in one run: a warm-up dump (discarded), then interleaved rounds of a plain
-`docker exec pg_dump -Fc > file` and scripts/backup.py (stream + sha256 + fsync +
-pg_restore --list verification + rename).
-Prints each round and the ratio of the best times, hook/plain; the goal is at most 1.15.
+`docker exec pg_dump -Fc > file`, scripts/backup.py (stream + sha256 + fsync +
+pg_restore --list verification + rename) and scripts/backup.py with an off-host push to a
+local restic repository (issue 11: + the manifest in the dump's snapshot, restic backup,
+forget --prune and check).
+Prints each round and the ratios of the best times: hook/plain (goal at most 1.15) and
+hook with push/plain (goal at most 1.5).
 
-    python3 benchmarks/backup_overhead.py [--target-mb 1024]
+    python3 benchmarks/backup_overhead.py [--target-mb 1024] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ def plain_dump(pg_name: str, target: Path) -> float:
     return time.monotonic() - started
 
 
+def timed_hook(env: dict[str, str]) -> tuple[float, dict]:
+    started = time.monotonic()
+    result = run_hook(SCRIPTS / "backup.py", env, timeout=3600)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"backup hook failed: {result.stderr}")
+    return seconds, json.loads(result.stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target-mb", type=int, default=1024, help="approximate table size to create")
@@ -87,26 +99,34 @@ def main() -> None:
             "BACKUP_KEEP": "1",
             "STACK_NAME": "bench",
         }
-        plain_times, hook_times = [], []
+        offsite_env = {
+            **env,
+            "BACKUP_DIR": str(work / "offsite"),
+            "RESTIC_REPOSITORY": str(work / "repository"),
+            "RESTIC_PASSWORD": os.urandom(16).hex(),
+        }
+        init = run_hook(SCRIPTS / "preflight.py", {**offsite_env, "PREFLIGHT_MIN_FREE_GB": "0", "STACK_LABEL": "bench"})
+        if init.returncode != 0:
+            raise SystemExit(f"repository init failed: {init.stderr}")
+        plain_times, hook_times, push_times = [], [], []
         # Interleaved rounds, best of each: a burst of other load on a 2-core host hits one
         # round, not one side of the comparison.
         for round_number in range(1, args.rounds + 1):
             plain_times.append(plain_dump(pg.name, work / "plain.dump"))
             dump_bytes = (work / "plain.dump").stat().st_size
             (work / "plain.dump").unlink()
-            started = time.monotonic()
-            result = run_hook(SCRIPTS / "backup.py", env, timeout=3600)
-            hook_times.append(time.monotonic() - started)
-            if result.returncode != 0:
-                raise SystemExit(f"backup hook failed: {result.stderr}")
-            summary = json.loads(result.stdout)
+            hook_times.append(timed_hook(env)[0])
+            seconds, summary = timed_hook(offsite_env)
+            push_times.append(seconds)
             print(
                 f"round {round_number}: plain {plain_times[-1]:.2f}s ({dump_bytes / 1e6:.0f} MB), "
-                f"hook {hook_times[-1]:.2f}s ({summary['bytes'] / 1e6:.0f} MB)"
+                f"hook {hook_times[-1]:.2f}s, hook with off-host push {push_times[-1]:.2f}s "
+                f"({summary['bytes'] / 1e6:.0f} MB, snapshot {summary['snapshot']})"
             )
-        plain, hook = min(plain_times), min(hook_times)
-        print(f"plain pg_dump: {plain:.2f}s  backup hook: {hook:.2f}s (best of {args.rounds})")
+        plain, hook, push = min(plain_times), min(hook_times), min(push_times)
+        print(f"plain pg_dump: {plain:.2f}s  backup hook: {hook:.2f}s  with push: {push:.2f}s (best of {args.rounds})")
         print(f"ratio hook/plain: {hook / plain:.3f} (goal <= 1.15)")
+        print(f"ratio hook with off-host push/plain: {push / plain:.3f} (goal <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,10 @@ def api_environment(settings: Settings, secrets: ApiSecrets) -> pulumi.Output[li
 def version_alias(rollout: pulumi.Input[str], settings: Settings) -> pulumi.Output[str]:
     """The network alias of exactly this API version; nginx is switched to it once it is healthy.
 
-    A restore replaces the containers too (their restore label), so it makes a new version.
+    A restore replaces the containers too (their restore label), so it makes a new version: the
+    dump's sha256, or `restic:<snapshot>` for an off-host one (which has no sha256 before the hook).
     """
-    restored = settings.restore.sha256 if settings.restore is not None else ""
+    restored = settings.restore.identity if settings.restore is not None else ""
     alias = pulumi.Output.from_input(rollout).apply(
         lambda fingerprint: f"{NETWORK_ALIAS}-{hashlib.sha256((fingerprint + restored).encode()).hexdigest()[:12]}"
     )
@@ -122,7 +123,7 @@ class Api(pulumi.ComponentResource):
         extra_labels = []
         if settings.restore is not None:
             # A restore must be followed by fresh API processes; a changed label forces that.
-            extra_labels.append({"label": LABEL_RESTORE, "value": settings.restore.sha256})
+            extra_labels.append({"label": LABEL_RESTORE, "value": settings.restore.identity})
         self.containers = []
         for index in range(settings.api.replicas):
             container = docker.Container(

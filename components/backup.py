@@ -10,10 +10,33 @@ import pulumi_command as command
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
-SUMMARY_KEYS = ("file", "bytes", "sha256", "seconds")
+# snapshot/repository/kind/remoteSnapshots/checked only with an off-host repository (issue 11);
+# the repository is shown without credentials (scripts/offsite.py redacted()).
+SUMMARY_KEYS = ("file", "bytes", "sha256", "seconds", "snapshot", "repository", "kind", "remoteSnapshots", "checked")
 
 
-def database_env(settings: Settings, container_name: pulumi.Input[str], password: pulumi.Input[str]) -> dict:
+def offsite_env(settings: Settings, repository_password: pulumi.Input[str] | None) -> dict:
+    """restic's environment (restic docs, 075_scripting): secrets as secret Outputs, never argv."""
+    offsite = settings.backup.offsite
+    if offsite is None or repository_password is None:
+        return {}
+    return {
+        "RESTIC_REPOSITORY": offsite.repository,
+        "RESTIC_PASSWORD": pulumi.Output.secret(repository_password),
+        "BACKUP_KEEP_DAILY": str(offsite.keep_daily),
+        "BACKUP_KEEP_WEEKLY": str(offsite.keep_weekly),
+        # Names only, so the scripts can scrub these values from anything they print.
+        "BACKUP_SECRET_ENV": ",".join(offsite.env_names),
+        **{name: pulumi.Output.secret(value) for name, value in settings.backup_env.items()},
+    }
+
+
+def database_env(
+    settings: Settings,
+    container_name: pulumi.Input[str],
+    password: pulumi.Input[str],
+    repository_password: pulumi.Input[str] | None = None,
+) -> dict:
     return {
         "PG_CONTAINER": container_name,
         "PGUSER": settings.postgres.user,
@@ -23,6 +46,7 @@ def database_env(settings: Settings, container_name: pulumi.Input[str], password
         "BACKUP_KEEP": str(settings.backup.keep),
         "STACK_NAME": settings.name_prefix,
         **docker_env(settings),
+        **offsite_env(settings, repository_password),
     }
 
 
@@ -34,6 +58,8 @@ class PreUpdateBackupArgs:
     postgres_password: pulumi.Input[str]
     # Changes exactly when the API containers will be replaced.
     rollout_fingerprint: pulumi.Input[str]
+    # Set when catalogizer:backup.repository is: every dump is then pushed off-host.
+    repository_password: pulumi.Input[str] | None = None
 
 
 class PreUpdateBackup(pulumi.ComponentResource):
@@ -45,7 +71,9 @@ class PreUpdateBackup(pulumi.ComponentResource):
         self.command = hook_command(
             f"{name}-pg-dump",
             "backup.py",
-            environment=database_env(args.settings, args.postgres_container_name, args.postgres_password),
+            environment=database_env(
+                args.settings, args.postgres_container_name, args.postgres_password, args.repository_password
+            ),
             triggers=[args.rollout_fingerprint],
             parent=self,
             depends_on=[args.postgres],

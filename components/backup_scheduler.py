@@ -20,6 +20,9 @@ BACKUP_MOUNT = "/backups"
 # A dump may run for a while; only one this late means the schedule is broken.
 GRACE_SECONDS = 30 * 60
 MEMORY_MB = 256
+# Share of the repository's data each scheduled check reads back and verifies (restic check
+# --read-data-subset); over a few weeks of nightly runs every pack is read at least once.
+CHECK_READ_DATA = "10%"
 # Prometheus scrapes the scheduler's state here (scripts/scheduler_metrics.py).
 NETWORK_ALIAS = "backup-scheduler"
 METRICS_PORT = 9188
@@ -42,6 +45,7 @@ class BackupSchedulerArgs:
     network_name: pulumi.Input[str]
     postgres_password: pulumi.Input[str]
     wait_for: Sequence[pulumi.Resource]
+    repository_password: pulumi.Input[str] | None = None
 
 
 class BackupScheduler(pulumi.ComponentResource):
@@ -63,30 +67,23 @@ class BackupScheduler(pulumi.ComponentResource):
             skip_push=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        pg = settings.postgres
         self.container = docker.Container(
             f"{name}-container",
             name=f"{settings.name_prefix}-backup-scheduler",
             image=image.repo_digest,
-            envs=pulumi.Output.secret(args.postgres_password).apply(
-                lambda password: [
-                    f"PGHOST={POSTGRES_ALIAS}",
-                    f"PGUSER={pg.user}",
-                    f"PGDATABASE={pg.database}",
-                    f"PGPASSWORD={password}",
-                    f"BACKUP_DIR={BACKUP_MOUNT}",
-                    f"BACKUP_KEEP={settings.backup.keep}",
-                    f"BACKUP_SCHEDULE={settings.backup.schedule}",
-                    f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
-                    f"STACK_NAME={settings.name_prefix}",
-                    f"BACKUP_METRICS_PORT={METRICS_PORT}",
-                ]
+            envs=(
+                pulumi.Output.secret(args.postgres_password).apply(lambda password: scheduler_env(settings, password))
+                if settings.backup.offsite is None
+                else pulumi.Output.all(args.postgres_password, args.repository_password).apply(
+                    lambda values: pulumi.Output.secret(scheduler_env(settings, values[0], values[1]))
+                )
             ),
             volumes=[
                 # Same folder as the pre-update dumps: one naming scheme, one retention.
                 docker.ContainerVolumeArgs(host_path=str(settings.backup.dir), container_path=BACKUP_MOUNT),
                 # The schedule is in host time, as the runbook's crontab was.
                 docker.ContainerVolumeArgs(host_path="/etc/localtime", container_path="/etc/localtime", read_only=True),
+                *offsite_volumes(settings),
             ],
             healthcheck=healthcheck(["CMD", "python3", "/app/backup_scheduler.py", "--check"], interval=30, retries=2),
             user=folder_owner(settings.backup.dir),
@@ -95,3 +92,44 @@ class BackupScheduler(pulumi.ComponentResource):
             opts=container_options(self, fixed_name=True, depends_on=args.wait_for),
         )
         self.register_outputs({"container_name": self.container.name})
+
+
+def scheduler_env(settings: Settings, pg_password: str, repository_password: str | None = None) -> list[str]:
+    """The dump's environment, the metrics port and, with an off-host repository, restic's and the drill's."""
+    pg = settings.postgres
+    env = [
+        f"PGHOST={POSTGRES_ALIAS}",
+        f"PGUSER={pg.user}",
+        f"PGDATABASE={pg.database}",
+        f"PGPASSWORD={pg_password}",
+        f"BACKUP_DIR={BACKUP_MOUNT}",
+        f"BACKUP_KEEP={settings.backup.keep}",
+        f"BACKUP_SCHEDULE={settings.backup.schedule}",
+        f"BACKUP_GRACE_SECONDS={GRACE_SECONDS}",
+        f"STACK_NAME={settings.name_prefix}",
+        f"BACKUP_METRICS_PORT={METRICS_PORT}",
+    ]
+    offsite = settings.backup.offsite
+    if offsite is None:
+        return env
+    assert repository_password is not None
+    return [
+        *env,
+        f"RESTIC_REPOSITORY={offsite.repository}",
+        f"RESTIC_PASSWORD={repository_password}",
+        f"BACKUP_KEEP_DAILY={offsite.keep_daily}",
+        f"BACKUP_KEEP_WEEKLY={offsite.keep_weekly}",
+        f"BACKUP_CHECK_READ_DATA={CHECK_READ_DATA}",
+        f"DRILL_SCHEDULE={offsite.drill_schedule}",
+        f"BACKUP_SECRET_ENV={','.join(offsite.env_names)}",
+        *(f"{name}={value}" for name, value in settings.backup_env.items()),
+    ]
+
+
+def offsite_volumes(settings: Settings) -> list[docker.ContainerVolumeArgs]:
+    """A local-folder repository is mounted at its own path, so RESTIC_REPOSITORY means the same inside."""
+    offsite = settings.backup.offsite
+    if offsite is None or offsite.local_folder is None:
+        return []
+    folder = str(offsite.local_folder)
+    return [docker.ContainerVolumeArgs(host_path=folder, container_path=folder)]

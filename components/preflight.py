@@ -7,16 +7,19 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from components.backup import offsite_env
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
-SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter")
+SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter", "repository")
 
 
 @dataclass(frozen=True)
 class PreflightArgs:
     settings: Settings
     rollout_fingerprint: pulumi.Input[str]
+    # With an off-host repository: restic present here, repository reachable (initialised on first use).
+    repository_password: pulumi.Input[str] | None = None
 
 
 class Preflight(pulumi.ComponentResource):
@@ -38,6 +41,7 @@ class Preflight(pulumi.ComponentResource):
             "PREFLIGHT_PROBE_IMAGE": settings.postgres.image,
             "PREFLIGHT_PLATFORM": settings.api.platform,
             **docker_env(settings),
+            **offsite_env(settings, args.repository_password),
         }
         if settings.tls.cert_file is not None:
             environment["TLS_CERT_FILE"] = str(settings.tls.cert_file)

@@ -11,7 +11,7 @@ from components.backup import database_env
 from components.hook_support import exported_summary, hook_command
 from settings import RestoreSettings, Settings
 
-SUMMARY_KEYS = ("restored", "sha256", "safetyDump", "seconds")
+SUMMARY_KEYS = ("restored", "sha256", "safetyDump", "seconds", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class RestoreArgs:
     nginx_config_volume: pulumi.Input[str]
     # The pre-update backup runs first; the two never dump at the same time.
     after: list[pulumi.Resource]
+    repository_password: pulumi.Input[str] | None = None
+    # The snapshot this run's pre-update backup pushed: `restic:latest` means the one before it.
+    pushed_snapshot: pulumi.Input[str] | None = None
 
 
 class Restore(pulumi.ComponentResource):
@@ -33,20 +36,29 @@ class Restore(pulumi.ComponentResource):
     def __init__(self, name: str, args: RestoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:ops:Restore", name, None, opts)
         settings = args.settings
+        restore = args.restore
+        source: dict[str, pulumi.Input[str]] = (
+            {"RESTORE_FILE": str(restore.file)}
+            if restore.snapshot is None
+            else {"RESTORE_SNAPSHOT": restore.snapshot, "RESTORE_EXCLUDE_SNAPSHOT": args.pushed_snapshot or ""}
+        )
         self.command = hook_command(
             f"{name}-pg-restore",
             "restore.py",
             environment={
-                **database_env(settings, args.postgres_container_name, args.postgres_password),
-                "RESTORE_FILE": str(args.restore.file),
+                **database_env(
+                    settings, args.postgres_container_name, args.postgres_password, args.repository_password
+                ),
+                **source,
                 "API_STACK_LABEL": settings.name_prefix,
                 "NGINX_VOLUME": args.nginx_config_volume,
                 "NGINX_IMAGE": settings.proxy.image,
             },
-            # Once per dump: only its content replaces this Command (and, through the same sha256 as
-            # a label, the API containers). A moved file, a new password or `keep` is an update,
-            # which only repeats the record. Removing restoreFrom deletes it and leaves the data alone.
-            triggers=[args.restore.sha256],
+            # Once per dump: only its content (or the snapshot named) replaces this Command (and,
+            # through the same value as a label, the API containers). A moved file, a new password
+            # or `keep` is an update, which only repeats the record. Removing restoreFrom deletes it
+            # and leaves the data alone. `restic:latest` therefore restores once, on the run that sets it.
+            triggers=[restore.identity],
             update_args="--keep-record",
             parent=self,
             depends_on=args.after,

@@ -19,10 +19,14 @@ GENERATED_LENGTHS = {
     "jwtSecret": 64,
     "adminPassword": 24,
     "grafanaPassword": 24,
+    "backupRepositoryPassword": 32,
 }
+# Only generated when the stack has an off-host repository.
+OPTIONAL = frozenset({"backupRepositoryPassword"})
 
 # Generated secrets that live on inside a protected data volume, so they are protected too.
-PINNED_TO_DATA = frozenset({"postgresPassword"})
+# The repository password is pinned for the same reason: every snapshot is encrypted with it.
+PINNED_TO_DATA = frozenset({"postgresPassword", "backupRepositoryPassword"})
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,15 @@ class Secrets(pulumi.ComponentResource):
     jwt_secret: pulumi.Output[str]
     admin_password: pulumi.Output[str]
     grafana_password: pulumi.Output[str]
+    # None unless catalogizer:backup.repository is set.
+    backup_repository_password: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: SecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:security:Secrets", name, None, opts)
         values: dict[str, pulumi.Output[str]] = {}
         for key, length in GENERATED_LENGTHS.items():
+            if key in OPTIONAL and args.settings.backup.offsite is None:
+                continue
             supplied = args.settings.secrets.get(key)
             if supplied is not None:
                 values[key] = pulumi.Output.secret(supplied)
@@ -68,4 +76,5 @@ class Secrets(pulumi.ComponentResource):
         self.jwt_secret = values["jwtSecret"]
         self.admin_password = values["adminPassword"]
         self.grafana_password = values["grafanaPassword"]
+        self.backup_repository_password = values.get("backupRepositoryPassword")
         self.register_outputs({})

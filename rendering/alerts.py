@@ -13,8 +13,8 @@ Metric names come from the exporters and programs that serve them:
 - ``probe_success`` and ``probe_ssl_earliest_cert_expiry`` (blackbox exporter's http prober).
 - ``catalogizer_http_requests_total{status}`` (Catalogizer catalog-api internal/metrics).
 - ``catalogizer_backup_*``, ``catalogizer_disk_free_bytes`` and ``catalogizer_restore_drill_*``:
-  scripts/backup_scheduler.py's /metrics (the off-host push and drill gauges are fed by the
-  off-host backup work; until then they are absent and their rules stay silent).
+  scripts/backup_scheduler.py's /metrics (the off-host push and drill gauges exist only with
+  catalogizer:backup.repository, once a push or drill has run; until then their rules stay silent).
 """
 
 from __future__ import annotations

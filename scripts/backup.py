@@ -25,10 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hooklib import HookError, emit, env, env_int, fail, require_running, scrub
+from manifest import ExportedSnapshot, dumps
 
 CHUNK = 1024 * 1024
 DUMP_SUFFIX = ".dump"
 CHECKSUM_SUFFIX = ".sha256"
+MANIFEST_SUFFIX = ".manifest.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,14 @@ class BackupResult:
     bytes: int
     sha256: str
     seconds: float
+    # Row counts and checksums taken with the dump; only when it goes off-host.
+    manifest: Path | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """Everything that belongs to this dump: itself, its checksum, its manifest."""
+        extra = [self.manifest] if self.manifest is not None else []
+        return [self.file, self.file.with_name(self.file.name + CHECKSUM_SUFFIX), *extra]
 
     def summary(self) -> dict[str, object]:
         return {"file": str(self.file), "bytes": self.bytes, "sha256": self.sha256, "seconds": round(self.seconds, 3)}
@@ -133,7 +143,8 @@ def verify_dump(db: Database, path: Path) -> int:
     return sum(1 for line in result.stdout.decode(errors="replace").splitlines() if line and not line.startswith(";"))
 
 
-def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
+def take_backup(db: Database, directory: Path, stack: str, manifest: bool = False) -> BackupResult:
+    """A verified dump; with `manifest`, per-table counts and checksums from the dump's own snapshot."""
     started = time.monotonic()
     if db.container is not None:
         require_running(db.container, "PostgreSQL")
@@ -146,15 +157,20 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
     partial = directory / f".{final.name}.partial"
     digest = hashlib.sha256()
     size = 0
+    exported = ExportedSnapshot(db) if manifest else None
+    snapshot = ["--snapshot", exported.snapshot] if exported else []
+    tables = None
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             process = subprocess.Popen(
-                db.argv("pg_dump", "--format=custom", "--username", db.user, "--dbname", db.name),
+                db.argv("pg_dump", "--format=custom", *snapshot, "--username", db.user, "--dbname", db.name),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
             assert process.stdout is not None and process.stderr is not None
+            if exported:
+                exported.start()
             try:
                 # Hash while streaming, so verification costs no second read of a large dump.
                 while chunk := process.stdout.read(CHUNK):
@@ -169,19 +185,33 @@ def take_backup(db: Database, directory: Path, stack: str) -> BackupResult:
                 code = process.wait()
         if code != 0:
             raise HookError(f"pg_dump of {db.describe()} failed (exit {code}): {scrub(stderr).strip()}")
+        if exported:
+            tables = exported.finish()
+            exported = None
         if size == 0:
             raise HookError(f"pg_dump of {db.name} produced an empty file")
         verify_dump(db, partial)
         # The checksum goes first, so a dump under its final name always has one beside it.
         checksum = f"{digest.hexdigest()}  {final.name}\n".encode()
         write_atomically(final.with_name(final.name + CHECKSUM_SUFFIX), checksum)
+        if tables is not None:
+            record = {"dump": final.name, "sha256": digest.hexdigest(), "database": db.name, "tables": tables}
+            write_atomically(final.with_name(final.name + MANIFEST_SUFFIX), dumps(record))
         partial.replace(final)
         _fsync_dir(directory)
     except OSError as exc:
         raise HookError(f"cannot write the dump to {directory}: {exc.strerror or exc}") from None
     finally:
+        if exported:
+            exported.abort()
         partial.unlink(missing_ok=True)
-    return BackupResult(file=final.resolve(), bytes=size, sha256=digest.hexdigest(), seconds=time.monotonic() - started)
+    return BackupResult(
+        file=final.resolve(),
+        bytes=size,
+        sha256=digest.hexdigest(),
+        seconds=time.monotonic() - started,
+        manifest=final.resolve().with_name(final.name + MANIFEST_SUFFIX) if tables is not None else None,
+    )
 
 
 def apply_retention(directory: Path, stack: str, keep: int, spare: tuple[Path, ...] = ()) -> list[Path]:
@@ -193,6 +223,7 @@ def apply_retention(directory: Path, stack: str, keep: int, spare: tuple[Path, .
             continue
         old.unlink()
         old.with_name(old.name + CHECKSUM_SUFFIX).unlink(missing_ok=True)
+        old.with_name(old.name + MANIFEST_SUFFIX).unlink(missing_ok=True)
         removed.append(old)
     return removed
 
@@ -204,11 +235,19 @@ def main() -> None:
         if keep < 1:
             raise HookError("BACKUP_KEEP must be at least 1")
         directory = Path(env("BACKUP_DIR"))
-        result = take_backup(Database.from_env(), directory, stack)
+        from offsite import Repository  # offsite imports this module's names
+
+        repository = Repository.from_env(stack, directory)
+        result = take_backup(Database.from_env(), directory, stack, manifest=repository is not None)
         apply_retention(directory, stack, keep)
+        summary = result.summary()
+        if repository is not None:
+            # Only a dump that passed every local check leaves the host; a failed push fails the hook,
+            # so `pulumi up` stops before the API changes (the verified local dump stays).
+            summary.update(repository.publish(result, env("BACKUP_KIND", "pre-update"), keep))
     except HookError as exc:
         fail(f"backup failed: {exc}")
-    emit(result.summary())
+    emit(summary)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ SECRET_ENV = (
     "GRAFANA_PASSWORD",
     "HEALTH_CA_PEM",
     "TLS_KEY_PEM",
+    "RESTIC_PASSWORD",
 )
 _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_AUTH|PASSPHRASE)", re.IGNORECASE)
+# Comma-separated names of further secret variables (the restic backend's, from
+# catalogizer:backupRepositoryEnv); the names are not secret, their values are.
+EXTRA_SECRET_ENV = "BACKUP_SECRET_ENV"
 
 
 class HookError(Exception):
@@ -55,7 +59,8 @@ def env_int(name: str, default: int | None = None) -> int:
 
 def scrub(text: str) -> str:
     """Removes any secret value we were given from text bound for logs or errors."""
-    names = set(SECRET_ENV) | {name for name in os.environ if _SECRET_NAME.search(name)}
+    extra = {n for n in os.environ.get(EXTRA_SECRET_ENV, "").split(",") if n}
+    names = set(SECRET_ENV) | extra | {name for name in os.environ if _SECRET_NAME.search(name)}
     # Longest first, so a secret containing another is replaced whole.
     values = sorted({os.environ.get(name, "") for name in names}, key=len, reverse=True)
     for value in values:

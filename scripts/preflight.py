@@ -12,6 +12,9 @@ Checks: the Docker engine answers and is at least 20.10; the images are built fo
 platform (os/arch, from PREFLIGHT_PLATFORM = catalogizer:api.platform); free space on Docker's data root
 and on the backup folder is above the floor; every host port the stack publishes is free
 or held by this stack's own containers; the TLS certificate file exists and has not expired.
+With an off-host repository (RESTIC_REPOSITORY, RESTIC_PASSWORD and the backend's variables in
+the environment): restic is installed here, where the hooks run, and the repository answers
+and is initialised; on first use it is initialised (`restic init`).
 stdout is one JSON object with what was found.
 """
 
@@ -193,6 +196,21 @@ def check_certificate(path: Path) -> str:
     return end
 
 
+def check_repository(backup_dir: Path) -> dict[str, object] | None:
+    from offsite import Repository, redacted
+
+    repository = Repository.from_env(env("STACK_LABEL"), backup_dir)
+    if repository is None:
+        return None
+    version = subprocess.run(["restic", "version"], capture_output=True, text=True, timeout=30, check=False)
+    created = repository.ensure_initialised()
+    return {
+        "location": redacted(repository.location),
+        "restic": version.stdout.strip().split(" compiled")[0],
+        "initialised": "now" if created else "before",
+    }
+
+
 def main() -> None:
     try:
         summary: dict[str, object] = {"docker": docker_version()}
@@ -214,6 +232,9 @@ def main() -> None:
         summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))
         if os.environ.get("TLS_CERT_FILE"):
             summary["certificateNotAfter"] = check_certificate(Path(env("TLS_CERT_FILE")))
+        repository = check_repository(Path(env("BACKUP_DIR")))
+        if repository is not None:
+            summary["repository"] = repository
     except HookError as exc:
         fail(f"preflight failed: {exc}")
     emit(summary)

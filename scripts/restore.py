@@ -16,6 +16,11 @@ unchanged). On success they stay stopped: the program replaces them next, and
 starting the newer version they run against the restored data would re-apply its migrations.
 stdout is one JSON object: restored file, its sha256, the safety dump, seconds.
 
+With RESTORE_SNAPSHOT (`latest` or a snapshot id, from `restoreFrom: restic:...`) the dump is
+first fetched from the off-host restic repository into BACKUP_DIR and checked against the
+sha256 pushed with it; `latest` skips RESTORE_EXCLUDE_SNAPSHOT, the dump this same `pulumi up`
+pushed a moment ago of the database about to be replaced. Then the same steps 1-4 follow.
+
 `--keep-record` (pulumi-command's `update`) restores nothing: it repeats the previous run's
 record from PULUMI_COMMAND_STDOUT, so an unrelated input change never replays a dump.
 """
@@ -144,6 +149,19 @@ def replay(db: Database, path: Path) -> None:
         )
 
 
+def fetch_snapshot(stack: str, directory: Path, wanted: str) -> Path:
+    """The off-host dump, written under BACKUP_DIR/restored/<snapshot>/ and checked against its sha256."""
+    from offsite import Repository
+
+    repository = Repository.from_env(stack, directory)
+    if repository is None:
+        raise HookError("RESTORE_SNAPSHOT is set but RESTIC_REPOSITORY is not")
+    exclude = tuple(os.environ.get("RESTORE_EXCLUDE_SNAPSHOT", "").split(","))
+    snapshot = repository.resolve(wanted, exclude)
+    # Outside the stack's dump names, so local retention never deletes it under the restore.
+    return repository.fetch(snapshot, directory / "restored" / snapshot.id)
+
+
 def main() -> None:
     if sys.argv[1:] == ["--keep-record"]:
         keep_record()
@@ -155,8 +173,9 @@ def main() -> None:
         stack = safe_stack_name(env("STACK_NAME"))
         directory = Path(env("BACKUP_DIR"))
         keep = env_int("BACKUP_KEEP", 10)
-        source = Path(env("RESTORE_FILE"))
         db = Database.from_env()
+        snapshot = os.environ.get("RESTORE_SNAPSHOT") or None
+        source = fetch_snapshot(stack, directory, snapshot) if snapshot else Path(env("RESTORE_FILE"))
         sha256 = check_file(source)
         verify_dump(db, source)
         safety = take_backup(db, directory, stack)
@@ -178,6 +197,7 @@ def main() -> None:
         fail(f"restore failed: {exc}{note}")
     emit(
         {
+            **({"snapshot": source.parent.name} if snapshot else {}),
             "restored": str(source.resolve()),
             "sha256": sha256,
             "safetyDump": str(safety.file),

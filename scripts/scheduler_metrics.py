@@ -5,12 +5,13 @@ Prometheus scrapes it over the stack's network (rendering/monitoring.py, job
 exposition format 0.0.4 (Prometheus docs, "Exposition formats"): `# HELP`, `# TYPE`,
 then `name{labels} value` lines, content type `text/plain; version=0.0.4`.
 
-Each group of metrics has its own function so that the off-host push and the restore
-drill (the off-host backup work) only have to record their results in the status file:
+The off-host push and the restore drill (scripts/offsite.py, scripts/restore_drill.py) are
+read from the status file scripts/backup_scheduler.py writes:
 - `lastOffsitePush` (unix time) and `lastOffsitePushOk` (bool) feed
   catalogizer_backup_offsite_last_push_{timestamp_seconds,success};
 - `lastDrill` and `lastDrillOk` feed catalogizer_restore_drill_last_{timestamp_seconds,success}.
-Absent keys mean absent metrics, so their alert rules stay silent until then.
+Absent keys (no repository, or nothing pushed or drilled yet) mean absent metrics, so their
+alert rules stay silent until then.
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ def offsite_metrics(status: dict[str, object]) -> list[str]:
         ("catalogizer_backup_offsite_last_push", "lastOffsitePush", "lastOffsitePushOk", "off-host push"),
         ("catalogizer_restore_drill_last", "lastDrill", "lastDrillOk", "restore drill"),
     ):
-        if stamp_key in status and ok_key in status:
-            lines += _gauge(
-                f"{prefix}_timestamp_seconds", f"Unix time of the last {what}.", [("", float(status[stamp_key]))]
-            )  # type: ignore[arg-type]
+        stamp = status.get(stamp_key)
+        # A number, as the scheduler writes it; anything else is no reading (the page must still render).
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool) and ok_key in status:
+            lines += _gauge(f"{prefix}_timestamp_seconds", f"Unix time of the last {what}.", [("", float(stamp))])
             lines += _gauge(
                 f"{prefix}_success", f"1 when the last {what} succeeded.", [("", 1.0 if status[ok_key] else 0.0)]
             )

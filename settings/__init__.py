@@ -29,6 +29,7 @@ from settings.model import (
     POSTGRES_PORT,
     REDIS_PORT,
     SECRET_KEYS,
+    SECRET_OBJECT_KEYS,
     STRUCTURED_KEYS,
     TLS_MODES,
     AlertsSettings,
@@ -37,6 +38,7 @@ from settings.model import (
     EmailSettings,
     HealthSettings,
     MonitoringSettings,
+    OffsiteSettings,
     PostgresSettings,
     PreflightSettings,
     ProxySettings,
@@ -49,6 +51,7 @@ from settings.model import (
 from settings.operations import (
     load_alerts,
     load_backup,
+    load_backup_env,
     load_health,
     load_monitoring,
     load_preflight,
@@ -72,6 +75,7 @@ __all__ = [
     "POSTGRES_PORT",
     "REDIS_PORT",
     "SECRET_KEYS",
+    "SECRET_OBJECT_KEYS",
     "STRUCTURED_KEYS",
     "TLS_MODES",
     "AlertsSettings",
@@ -81,6 +85,7 @@ __all__ = [
     "EmailSettings",
     "HealthSettings",
     "MonitoringSettings",
+    "OffsiteSettings",
     "PostgresSettings",
     "PreflightSettings",
     "ProxySettings",
@@ -98,7 +103,7 @@ def _configured_keys() -> set[str]:
 
 
 def _check_top_level_keys(keys: set[str]) -> None:
-    known = (*PLAIN_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS)
+    known = (*PLAIN_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS, *SECRET_OBJECT_KEYS)
     for key in sorted(keys):
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE or name in known:
@@ -146,12 +151,13 @@ def load_settings(
     tls = load_tls(loader, app_env)
     monitoring = load_monitoring(loader)
     alerts = load_alerts(loader, monitoring)
-    backup = load_backup(loader, app_env)
+    backup_env = load_backup_env(loader)
+    backup = load_backup(loader, app_env, tuple(sorted(backup_env)))
     health = load_health(loader)
     preflight = load_preflight(loader)
     _check_port_clashes(host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = load_secrets(loader)
-    restore = load_restore(loader)
+    restore = load_restore(loader, backup)
     maintenance = loader.text("maintenance", "false")
     if maintenance not in ("true", "false"):
         raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
@@ -174,6 +180,7 @@ def load_settings(
         maintenance=maintenance == "true",
         docker_host=docker_host,
         secrets=secrets,
+        backup_env=backup_env,
     )
 
 

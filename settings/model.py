@@ -63,7 +63,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
         "scrapeIntervalSeconds",
     ),
     "alerts": ("webhookUrls", "email", "repeatIntervalHours", "errorRatioPercent"),
-    "backup": ("dir", "keep", "scheduler", "schedule"),
+    "backup": ("dir", "keep", "scheduler", "schedule", "repository", "keepDaily", "keepWeekly", "drillSchedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
 }
@@ -76,8 +76,14 @@ SECRET_KEYS = (
     "jwtSecret",
     "adminPassword",
     "grafanaPassword",
+    "backupRepositoryPassword",
     "alertsSmtpPassword",
 )
+# Secret, but an object (environment variables for restic's backend), not a password.
+SECRET_OBJECT_KEYS = ("backupRepositoryEnv",)
+# restic backends we accept (restic docs, "Preparing a new repository"): a local folder
+# (plain path or local:), sftp:, rest: and s3:.
+REPOSITORY_SCHEMES = ("local:", "sftp:", "rest:", "s3:")
 # The fields of catalogizer:alerts.email.
 EMAIL_KEYS = ("to", "from", "smarthost", "username")
 
@@ -195,11 +201,34 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True)
+class OffsiteSettings:
+    """A restic repository every verified dump is pushed to (issue 11)."""
+
+    # As restic reads it from RESTIC_REPOSITORY; a local folder is an absolute path.
+    repository: str
+    keep_daily: int
+    keep_weekly: int
+    drill_schedule: str
+    # Names only: the values are secret and live in Settings.backup_env.
+    env_names: tuple[str, ...]
+
+    @property
+    def local_folder(self) -> Path | None:
+        """The folder of a local repository, which the scheduler must mount."""
+        if self.repository.startswith("local:"):
+            return Path(self.repository.removeprefix("local:"))
+        if ":" not in self.repository.split("/")[0]:
+            return Path(self.repository)
+        return None
+
+
+@dataclass(frozen=True)
 class BackupSettings:
     dir: Path
     keep: int
     scheduler: bool
     schedule: str
+    offsite: OffsiteSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -218,8 +247,15 @@ class PreflightSettings:
 
 @dataclass(frozen=True)
 class RestoreSettings:
-    file: Path
-    sha256: str
+    # A local dump (file + sha256) or an off-host snapshot ("latest" or an id).
+    file: Path | None
+    sha256: str | None
+    snapshot: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """What makes this restore a new one: the dump's content, or the snapshot named."""
+        return f"restic:{self.snapshot}" if self.snapshot is not None else str(self.sha256)
 
 
 @dataclass(frozen=True)
@@ -244,6 +280,8 @@ class Settings:
     docker_host: str | None
     # Operator-supplied secrets by key; keys left unset are generated.
     secrets: Mapping[str, str]
+    # catalogizer:backupRepositoryEnv: restic backend variables (secret values).
+    backup_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def production(self) -> bool:
@@ -268,7 +306,10 @@ class Settings:
     def fingerprint(self) -> str:
         """Changes with any setting; secret values and key material are left out."""
         public = dataclasses.replace(
-            self, secrets=dict.fromkeys(sorted(self.secrets), "set"), tls=dataclasses.replace(self.tls, key_pem=None)
+            self,
+            secrets=dict.fromkeys(sorted(self.secrets), "set"),
+            backup_env=dict.fromkeys(sorted(self.backup_env), "set"),
+            tls=dataclasses.replace(self.tls, key_pem=None),
         )
         return hashlib.sha256(repr(public).encode()).hexdigest()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -13,16 +14,34 @@ from settings.model import (
     MIN_JWT_SECRET_CHARS,
     MIN_SECRET_CHARS,
     NAMESPACE,
+    REPOSITORY_SCHEMES,
     SECRET_KEYS,
     AlertsSettings,
     BackupSettings,
     EmailSettings,
     HealthSettings,
     MonitoringSettings,
+    OffsiteSettings,
     PreflightSettings,
     RestoreSettings,
 )
 from settings.reader import ConfigError, Loader, Section, port, resolve
+
+# Backend variables restic documents (restic docs, 075_scripting "Environment Variables" and
+# 030_preparing_a_new_repo per backend), plus ssh-agent's socket for sftp key auth (ssh(1)).
+BACKEND_ENV_PREFIXES = ("AWS_", "RESTIC_", "B2_", "AZURE_", "GOOGLE_", "OS_", "ST_", "RCLONE_")
+BACKEND_ENV_EXTRA = ("SSH_AUTH_SOCK",)
+# The program sets these itself; taking them from config would bypass the password or the scope.
+BACKEND_ENV_RESERVED = (
+    "RESTIC_PASSWORD",
+    "RESTIC_PASSWORD_FILE",
+    "RESTIC_PASSWORD_COMMAND",
+    "RESTIC_REPOSITORY",
+    "RESTIC_REPOSITORY_FILE",
+    "RESTIC_HOST",
+    "RESTIC_CACHE_DIR",
+)
+SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
 
 # Defaults: the upstream images, pinned. The redis exporter's "-alpine" variant and the
 # busybox-based prom/* and postgres-exporter images carry the wget the health checks use.
@@ -150,24 +169,116 @@ def _load_email(key: str, raw: object, loader: Loader) -> EmailSettings | None:
     return EmailSettings(to=values["to"], sender=values["from"], smarthost=values["smarthost"], username=username)
 
 
-def load_backup(loader: Loader, app_env: str) -> BackupSettings:
+def load_backup(loader: Loader, app_env: str, env_names: tuple[str, ...] = ()) -> BackupSettings:
     s = loader.section("backup")
     directory = s.text("dir", "backups")
     keep = s.integer("keep", 10, 1, 1000)
     schedule = s.text("schedule", "0 2 * * *")
     assert directory is not None and keep is not None and schedule is not None
-    try:
-        CronSchedule.parse(schedule)
-    except ValueError as exc:
-        raise ConfigError(f"{s.key}.schedule: {exc}; e.g. '0 2 * * *' for daily at 02:00 host time.") from None
+    _check_cron(s, "schedule", schedule, "'0 2 * * *' for daily at 02:00 host time")
+    # The runbook's nightly dump is a production habit; other stacks opt in.
+    scheduler = s.boolean("scheduler", app_env == "production")
+    offsite = _load_offsite(s, env_names)
+    if offsite is not None and scheduler and offsite.repository.startswith("sftp:"):
+        # restic's sftp backend runs ssh(1), which needs a key and known_hosts; the scheduler
+        # container has neither, so every scheduled push would fail.
+        raise ConfigError(
+            f"{s.key}.repository: an sftp: repository is reached with the deploying user's ssh setup, which the "
+            f"backup-scheduler container does not have. Use a local folder, rest: or s3: repository, or set "
+            f"{s.key}.scheduler to false."
+        )
     check_host_path(f"{s.key}.dir", resolve(directory))
-    return BackupSettings(
-        dir=resolve(directory),
-        keep=keep,
-        # The runbook's nightly dump is a production habit; other stacks opt in.
-        scheduler=s.boolean("scheduler", app_env == "production"),
-        schedule=schedule,
+    return BackupSettings(dir=resolve(directory), keep=keep, scheduler=scheduler, schedule=schedule, offsite=offsite)
+
+
+def _check_cron(s: Section, name: str, value: str, example: str) -> None:
+    try:
+        CronSchedule.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{s.full_key(name)}: {exc}; e.g. {example}.") from None
+
+
+def _load_offsite(s: Section, env_names: tuple[str, ...]) -> OffsiteSettings | None:
+    repository = s.text("repository", None)
+    if repository is None:
+        for name in ("keepDaily", "keepWeekly", "drillSchedule"):
+            if name in s.raw:
+                raise ConfigError(
+                    f"{s.full_key(name)}: only used with an off-host repository; set {s.key}.repository "
+                    f"or remove it with `pulumi config rm --path '{s.full_key(name)}'`."
+                )
+        if env_names:
+            raise ConfigError(
+                f"{NAMESPACE}:backupRepositoryEnv: set, but {s.key}.repository is not; "
+                "set the repository or remove the variables."
+            )
+        return None
+    keep_daily = s.integer("keepDaily", 0, 0, 1000)
+    keep_weekly = s.integer("keepWeekly", 0, 0, 1000)
+    # Weekly by default: Sunday 04:00 host time, well after the nightly 02:00 dump.
+    drill = s.text("drillSchedule", "0 4 * * 0")
+    assert keep_daily is not None and keep_weekly is not None and drill is not None
+    _check_cron(s, "drillSchedule", drill, "'0 4 * * 0' for Sundays at 04:00 host time")
+    return OffsiteSettings(
+        repository=_repository(s, repository),
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        drill_schedule=drill,
+        env_names=env_names,
     )
+
+
+def _repository(s: Section, value: str) -> str:
+    key = s.full_key("repository")
+    if any(c in value for c in "\n\r\0") or value != value.strip():
+        raise ConfigError(f"{key}: must be one line without surrounding spaces.")
+    scheme = value.split(":", 1)[0] + ":" if ":" in value.split("/")[0] else None
+    if scheme is None or scheme == "local:":
+        # restic's local backend: a folder. Relative paths are relative to this project, as backup.dir.
+        return str(resolve(value.removeprefix("local:")))
+    if scheme not in REPOSITORY_SCHEMES or value == scheme:
+        raise ConfigError(
+            f"{key}: {value.split(':', 1)[0]!r} is not a repository kind this program runs. Use a local folder, "
+            "sftp:user@host:/path, rest:https://host/path or s3:host/bucket (restic's backends); "
+            "credentials go into the secret catalogizer:backupRepositoryEnv, not here."
+        )
+    if scheme == "rest:" and re.match(r"rest:https?://[^/@]*:[^/@]*@", value):
+        raise ConfigError(
+            f"{key}: holds a password in its URL, which would be stored in plain text; set the URL without "
+            "it and put the credentials into the secret catalogizer:backupRepositoryEnv instead."
+        )
+    return value
+
+
+def load_backup_env(loader: Loader) -> dict[str, str]:
+    """catalogizer:backupRepositoryEnv: a secret object of restic backend variables."""
+    key = f"{NAMESPACE}:backupRepositoryEnv"
+    raw = loader.secret("backupRepositoryEnv")
+    if raw is None:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        # Never echo the value: it is a secret.
+        raise ConfigError(
+            f"{key}: expected an object of environment variables, e.g. "
+            f"`pulumi config set --secret --path '{key}.AWS_ACCESS_KEY_ID' <value>`."
+        )
+    values: dict[str, str] = {}
+    for name, value in parsed.items():
+        documented = name.startswith(BACKEND_ENV_PREFIXES) or name in BACKEND_ENV_EXTRA
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or not documented or name in BACKEND_ENV_RESERVED:
+            raise ConfigError(
+                f"{key}: {name!r} is not a backend variable this program passes to restic. Use the variables "
+                f"restic documents for the backend ({', '.join(p + '*' for p in BACKEND_ENV_PREFIXES)}, "
+                "SSH_AUTH_SOCK); the password is catalogizer:backupRepositoryPassword."
+            )
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError(f"{key}.{name}: expected a string.")
+        values[name] = str(value)
+    return values
 
 
 def load_health(loader: Loader) -> HealthSettings:
@@ -211,11 +322,25 @@ def load_secrets(loader: Loader) -> dict[str, str]:
     return values
 
 
-def load_restore(loader: Loader) -> RestoreSettings | None:
+def load_restore(loader: Loader, backup: BackupSettings | None = None) -> RestoreSettings | None:
     text = loader.text("restoreFrom", None)
     if text is None:
         return None
     key = f"{NAMESPACE}:restoreFrom"
+    if text.startswith("restic:"):
+        snapshot = text.removeprefix("restic:")
+        if backup is None or backup.offsite is None:
+            raise ConfigError(
+                f"{key}: {text} names an off-host snapshot, but catalogizer:backup.repository is not set; "
+                "set the repository it was pushed to."
+            )
+        if snapshot != "latest" and not SNAPSHOT_ID.fullmatch(snapshot):
+            raise ConfigError(
+                f"{key}: {snapshot!r} is not a snapshot; use restic:latest or restic:<id> "
+                "(8 to 64 lower-case hex digits, as `restic snapshots` shows)."
+            )
+        # Its checksum is checked by the restore hook, which can reach the repository.
+        return RestoreSettings(file=None, sha256=None, snapshot=snapshot)
     path = resolve(text)
     sidecar = path.with_name(path.name + ".sha256")
     try:

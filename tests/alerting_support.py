@@ -9,7 +9,9 @@ ports) are swapped for the test's own.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -28,6 +30,7 @@ from components.backup_scheduler import DOCKERFILE
 from components.hook_support import PROJECT_DIR
 from components.postgres import postgres_uid
 from components.proxy import LIVE_DIR
+from rendering.alerts import RuleParams, alert_rules, render_alert_rules
 
 NS = 1_000_000_000
 SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
@@ -164,3 +167,61 @@ def apply_proxy_config(scope: DockerScope, deployment: Deployment, image: str) -
     )
     assert result.returncode == 0, result.stderr
 
+
+SCRAPE = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9188/metrics').read().decode(), end='')"
+
+
+def scheduler_metrics(scope: DockerScope, scheduler: Container) -> str:
+    """The scheduler's /metrics page, fetched inside its container (no published port)."""
+    code, page = scope.exec(scheduler, ["python3", "-c", SCRAPE])
+    assert code == 0, page
+    return page
+
+
+def page_series(page: str, labels: str = 'job="backup-scheduler",instance="s"') -> dict[str, str]:
+    """A scraped page as promtool input series (Prometheus adds job and instance when it scrapes)."""
+    series = {}
+    for line in page.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        sample, value = line.rsplit(" ", 1)
+        name, _, inner = sample.partition("{")
+        inner = inner.rstrip("}")
+        series[f"{name}{{{labels}{',' + inner if inner else ''}}}"] = f"{value}x20"
+    return series
+
+
+def promtool_alerts_on(scope: DockerScope, page: str, firing: tuple[str, ...], quiet: tuple[str, ...] = ()) -> None:
+    """The program's alert rules evaluated by promtool on a real scraped page: each of `firing`
+    fires with job/instance labels, severity and annotations as rendered; each of `quiet` does not."""
+    rules = {r["alert"]: r for r in alert_rules(RuleParams())}
+    checks: list[tuple[str, list[dict[str, Any]]]] = [(name, []) for name in quiet]
+    for name in firing:
+        labels = {"job": "backup-scheduler", "instance": "s", "severity": rules[name]["labels"]["severity"]}
+        annotations = {
+            key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m, labels=labels: labels.get(m.group(1), ""), value)
+            for key, value in rules[name]["annotations"].items()
+        }
+        checks.append((name, [{"exp_labels": labels, "exp_annotations": annotations}]))
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": name, "values": values} for name, values in page_series(page).items()],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": name, "exp_alerts": alerts} for name, alerts in checks
+                ],
+            }
+        ],
+    }
+    files = {"/tests/rules.yml": render_alert_rules(RuleParams()), "/tests/tests.yml": json.dumps(tests)}
+    code, out = scope.run_once(
+        tags.MONITORING["prometheus"],
+        ["test", "rules", "/tests/tests.yml"],
+        entrypoint=["promtool"],
+        files=files,
+        user="root",
+    )
+    assert code == 0 and "SUCCESS" in out, out

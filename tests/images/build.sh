@@ -285,6 +285,12 @@ for pid in "${mon_pids[@]}"; do
 done
 [ "$failed" -eq 0 ] || die "one or more monitoring images failed to build"
 
+# --- off-host backup targets (issue 11): an SFTP host and a restic REST server -----
+SFTP_TAG="catalogizer-test/sftp:bookworm"
+RCLONE_TAG="catalogizer-test/rclone:bookworm"
+build_image "$SFTP_TAG" "$BASE_TAG" "$HERE/sftp" "$HERE/sftp/Dockerfile"
+build_image "$RCLONE_TAG" "$BASE_TAG" "$HERE/rclone" "$HERE/rclone/Dockerfile"
+
 # Superseded builds leave untagged images behind; drop only ours.
 # Only the images this run replaced, never a prune by label: labels are inherited, so a prune
 # would also delete other sessions' images built on ours (the rehearsal's previous API image).

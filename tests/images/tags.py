@@ -25,6 +25,10 @@ API_V1 = f"{API_REPOSITORY}:v1"
 API_V2 = f"{API_REPOSITORY}:v2"
 API_BROKEN = f"{API_REPOSITORY}:broken"
 
+# Off-host backup targets (issue 11).
+SFTP = "catalogizer-test/sftp:bookworm"
+RCLONE = "catalogizer-test/rclone:bookworm"
+
 # Monitoring (issue 12): Debian's packages, entrypoint = the binary as upstream (build.sh).
 MONITORING = {
     name: f"catalogizer-test/mon-{name}:bookworm"
@@ -38,7 +42,20 @@ MONITORING = {
     )
 }
 
-ALL = (BASE, POSTGRES, REDIS, NGINX, PYTHON_RUNTIME, GRAFANA_STANDIN, API_V1, API_V2, API_BROKEN, *MONITORING.values())
+ALL = (
+    BASE,
+    POSTGRES,
+    REDIS,
+    NGINX,
+    PYTHON_RUNTIME,
+    GRAFANA_STANDIN,
+    API_V1,
+    API_V2,
+    API_BROKEN,
+    *MONITORING.values(),
+    SFTP,
+    RCLONE,
+)
 
 # A directory laid out like a Catalogizer checkout: build it with this as the
 # context and catalog-api/Dockerfile as the Dockerfile, as the real program does.

@@ -158,10 +158,10 @@ def test_rate_limit_zones() -> None:
 def test_api_and_auth_locations_use_their_zones() -> None:
     conf = _render()
     (api,) = _location(conf, "/api/")
-    assert re.search(r"limit_req zone=api_limit burst=\d+", api)
+    assert "limit_req zone=api_limit burst=20 nodelay;" in api
     auth_blocks = _blocks(conf, r"^\s*location ~ \^/api/v1/\(auth\|login\|register\)")
     assert len(auth_blocks) == 1
-    assert "limit_req zone=auth_limit" in auth_blocks[0]
+    assert "limit_req zone=auth_limit burst=5 nodelay;" in auth_blocks[0]
     auth_re = re.search(r"location ~ (\S+) \{", conf[conf.index("location ~ ^/api/v1/") :])
     assert auth_re is not None
     pattern = re.compile(auth_re.group(1))
@@ -280,6 +280,8 @@ def test_metrics_not_exposed() -> None:
     (exact,) = _location(conf, "= /metrics")
     assert "return 404;" in exact
     assert "proxy_pass" not in exact
+    (prefix,) = _location(conf, "^~ /metrics/")
+    assert prefix.split() == ["return", "404;"]
 
 
 def test_proxy_headers_in_every_proxied_location() -> None:
@@ -287,8 +289,10 @@ def test_proxy_headers_in_every_proxied_location() -> None:
     proxied = [loc for loc in _blocks(conf, r"^\s*location\b") if "proxy_pass" in loc]
     assert len(proxied) >= 5
     for location in proxied:
-        for header in ("Host $host", "X-Real-IP $remote_addr", "X-Forwarded-For ", "X-Forwarded-Proto $scheme"):
-            assert f"proxy_set_header {header}" in location
+        # X-Forwarded-For is overwritten with the client's address, never appended to.
+        headers = ("Host $host", "X-Real-IP $remote_addr", "X-Forwarded-For $remote_addr", "X-Forwarded-Proto $scheme")
+        for header in headers:
+            assert f"proxy_set_header {header};" in location
         assert "proxy_http_version 1.1;" in location
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_docker import FakeDocker
 from program import Deployment
 from workspace import Workspace
 
@@ -22,3 +23,8 @@ def dev(workspace: Workspace) -> Deployment:
 @pytest.fixture
 def prod(workspace: Workspace) -> Deployment:
     return workspace.deploy("prod")
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    return FakeDocker(tmp_path / "fake-docker", monkeypatch)

@@ -47,3 +47,17 @@ def test_staging_runs_in_release_mode_with_hsts(deployments: dict[str, Deploymen
     nginx_conf = staging.named("proxy-config").inputs["environment"]["NGINX_CONF"]
     # Issue 10: HSTS whenever TLS is on, staging included.
     assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains"' in nginx_conf
+
+
+def test_only_the_proxy_is_published_beyond_loopback(deployments: dict[str, Deployment]) -> None:
+    loopback_ports = {}
+    for stack, deployment in deployments.items():
+        for container in deployment.of_type("docker:index/container:Container"):
+            for port in container.inputs.get("ports") or []:
+                if container.name == "proxy-container":
+                    assert "ip" not in port, (stack, port)  # the public edge: every address
+                else:
+                    assert port["ip"] == "127.0.0.1", (stack, container.name, port)
+                    loopback_ports.setdefault(stack, []).append(port["external"])
+    # Not vacuous: production publishes Prometheus, Grafana and Alertmanager, on loopback only.
+    assert {stack: sorted(ports) for stack, ports in loopback_ports.items()} == {"prod": [3000, 9090, 9093]}

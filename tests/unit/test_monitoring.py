@@ -40,6 +40,7 @@ def test_prometheus_scrapes_every_api_replica_and_every_exporter(prod: Deploymen
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api_job = jobs["catalog-api"]
     assert api_job["dns_sd_configs"][0]["names"] == ["api"] and api_job["dns_sd_configs"][0]["port"] == 8080
+    assert api_job["metrics_path"] == "/metrics"
     assert jobs["postgres"]["static_configs"][0]["targets"] == ["postgres-exporter:9187"]
     assert jobs["redis"]["static_configs"][0]["targets"] == ["redis-exporter:9121"]
     assert jobs["nginx"]["static_configs"][0]["targets"] == ["nginx-exporter:9113"]

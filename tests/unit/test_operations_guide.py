@@ -10,7 +10,7 @@ import pytest
 from program import Deployment
 from workspace import Workspace
 
-from settings import PLAIN_KEYS, SECRET_KEYS, STRUCTURED_KEYS
+from settings import PLAIN_KEYS, SECRET_KEYS, SECRET_OBJECT_KEYS, STRUCTURED_KEYS
 from settings.model import EMAIL_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,15 @@ def known_keys() -> set[str]:
     keys |= {f"catalogizer:{section}.{field}" for section, fields in STRUCTURED_KEYS.items() for field in fields}
     # The object catalogizer:alerts.email is set field by field.
     keys |= {f"catalogizer:alerts.email.{field}" for field in EMAIL_KEYS}
-    return keys | {"docker:host"}
+    return keys | {"docker:host"} | {f"catalogizer:{k}" for k in SECRET_OBJECT_KEYS}
+
+
+def config_key(word: str) -> str:
+    """An object key set by --path (`catalogizer:backupRepositoryEnv.AWS_ACCESS_KEY_ID`) is its object's;
+    a list element (webhookUrls[0]) is set through its list's key."""
+    word = re.sub(r"\[\d+\]$", "", word)
+    head, _, _ = word.partition(".")
+    return head if head.split(":", 1)[-1] in SECRET_OBJECT_KEYS else word
 
 
 def without_substitutions(line: str) -> str:
@@ -72,7 +80,8 @@ def words(line: str) -> list[str]:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     workspace = Workspace(tmp_path_factory.mktemp("guide"))
-    deployment: Deployment = workspace.deploy("prod")
+    # With an off-host repository, whose outputs the guide reads too.
+    deployment: Deployment = workspace.deploy("prod", {"backup": {"repository": "/srv/catalogizer-restic"}})
     return set(deployment.outputs)
 
 
@@ -86,8 +95,7 @@ def test_every_config_key_set_or_removed_exists() -> None:
     for line in command_lines():
         argv = words(line)
         if argv[:3] in (["pulumi", "config", "set"], ["pulumi", "config", "rm"]):
-            # A list element (webhookUrls[0]) is set through its list's key.
-            key = re.sub(r"\[\d+\]$", "", next(w for w in argv[3:] if not w.startswith("--")))
+            key = config_key(next(w for w in argv[3:] if not w.startswith("--")))
             assert key in known_keys(), f"{line!r} names an unknown key {key}"
             checked += 1
     assert checked >= 8
@@ -102,7 +110,8 @@ def test_every_script_called_exists_and_reads_the_variables_given() -> None:
             path = ROOT / script
             assert path.is_file(), f"{line!r} calls missing {script}"
             # The script itself and the modules every hook imports.
-            source = "".join((ROOT / "scripts" / f).read_text() for f in (path.name, "hooklib.py", "backup.py"))
+            shared = ("hooklib.py", "backup.py", "offsite.py")
+            source = "".join((ROOT / "scripts" / f).read_text() for f in (path.name, *shared))
             for assignment in argv[: argv.index("python3")] if "python3" in argv else []:
                 name = assignment.split("=", 1)[0]
                 if name in ("PGPASSWORD", "PGUSER", "PGDATABASE"):

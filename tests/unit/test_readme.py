@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from settings import PLAIN_KEYS, SECRET_KEYS, STRUCTURED_KEYS
+from settings import PLAIN_KEYS, SECRET_KEYS, SECRET_OBJECT_KEYS, STRUCTURED_KEYS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_config_table_matches_settings() -> None:
     documented = set(re.findall(r"^\| `(catalogizer:[\w.]+)` \|", README.read_text(), re.M))
-    accepted = {f"catalogizer:{k}" for k in (*PLAIN_KEYS, *SECRET_KEYS)}
+    accepted = {f"catalogizer:{k}" for k in (*PLAIN_KEYS, *SECRET_KEYS, *SECRET_OBJECT_KEYS)}
     accepted |= {f"catalogizer:{section}.{k}" for section, keys in STRUCTURED_KEYS.items() for k in keys}
     assert documented == accepted
 

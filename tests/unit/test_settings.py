@@ -98,6 +98,32 @@ BAD_INPUTS = [
     ("dev", {"api": {"replicas": "\uff12"}}, ["catalogizer:api.replicas", "whole number"]),
     ("dev", {"preflight": {"minFreeGb": 0}}, ["catalogizer:preflight.minFreeGb", "outside 1-100000"]),
     ("dev", {"api": {"memoryMb": 1048576}}, ["catalogizer:api.memoryMb", "more than this host's"]),
+    # Off-host backups (issue 11).
+    ("dev", {"backup": {"repository": "b2:bucket/x"}}, ["catalogizer:backup.repository", "'b2'", "sftp:user@host"]),
+    ("dev", {"backup": {"repository": "sftp:"}}, ["catalogizer:backup.repository", "not a repository kind"]),
+    (
+        "dev",
+        {"backup": {"repository": "rest:https://u:pw@host/"}},
+        ["catalogizer:backup.repository", "password in its URL", "backupRepositoryEnv"],
+    ),
+    ("dev", {"backup": {"keepDaily": 7}}, ["catalogizer:backup.keepDaily", "only used with an off-host repository"]),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r", "keepWeekly": -1}},
+        ["catalogizer:backup.keepWeekly", "outside 0-1000"],
+    ),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r", "drillSchedule": "weekly"}},
+        ["catalogizer:backup.drillSchedule", "5 fields", "0 4 * * 0"],
+    ),
+    ("dev", {"restoreFrom": "restic:latest"}, ["catalogizer:restoreFrom", "catalogizer:backup.repository is not set"]),
+    (
+        "dev",
+        {"backup": {"repository": "/srv/r"}, "restoreFrom": "restic:../x"},
+        ["catalogizer:restoreFrom", "not a snapshot", "restic:latest"],
+    ),
+    ("dev", {"backupRepositoryPasword": "x"}, ["unknown key", "Did you mean 'catalogizer:backupRepositoryPassword'?"]),
     (
         "prod",
         {"alerts": {"webhookUrls": ["https://ok.example.com/a", "hooks.slack.com/services/x"]}},
