@@ -64,6 +64,8 @@ elif cmd == "exec":
     rest = argv[1:]
     while rest[0] in ("-i", "-e"):
         rest = rest[2:] if rest[0] == "-e" else rest[1:]
+    if rest[0] == "--":  # end of options, as the real docker CLI accepts it
+        rest = rest[1:]
     tool = rest[1]
     if tool == "pg_dump":
         out(open(os.environ["FAKE_DUMP"], "rb").read() if os.environ.get("FAKE_DUMP") else b"")
