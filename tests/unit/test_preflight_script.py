@@ -93,7 +93,7 @@ def test_free_gb_on_engine(fake_docker: FakeDocker) -> None:
     )
     assert preflight.free_gb_on_engine("/var/lib/docker", "busybox:1") == 20.0
     assert fake_docker.argvs() == [
-        ["run", "--rm", "-v", "/var/lib/docker:/probe:ro", "busybox:1", "df", "-Pk", "/probe"]
+        ["run", "--rm", "-v", "/var/lib/docker:/probe:ro", "--", "busybox:1", "df", "-Pk", "/probe"]
     ]
     fake_docker.set(RUN_EXIT="125", RUN_ERR="no such image\n")
     with pytest.raises(preflight.HookError) as caught:
@@ -273,7 +273,8 @@ def host_env(fake_docker: FakeDocker, monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "backups"))
     monkeypatch.setenv("STACK_LABEL", "catalogizer")
     monkeypatch.setenv("PREFLIGHT_PORTS", f"127.0.0.1:{_free_port()}")
-    fake_docker.set(DOCKER_ROOT=str(tmp_path))
+    # the engine's data root next to the backup folder, not around it (the preflight refuses that)
+    fake_docker.set(DOCKER_ROOT=str(tmp_path / "docker"))
     return fake_docker
 
 
@@ -311,7 +312,7 @@ def test_main_measures_a_remote_engine_with_the_probe_image(
     preflight.main()
     assert json.loads(capsys.readouterr().out)["freeGb"]["dockerRoot"] == 30.0
     (run,) = [argv for argv in host_env.argvs() if argv[0] == "run"]
-    assert run[4] == "postgres:15-alpine"
+    assert run[4:6] == ["--", "postgres:15-alpine"]
 
 
 def test_main_fails_on_the_first_problem(
