@@ -72,8 +72,8 @@ def test_database_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_password_goes_to_docker_exec_by_name_never_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGPASSWORD", "pg-password-value")
     db = _db()
-    assert db.argv("pg_dump", "-x") == ["docker", "exec", "-e", "PGPASSWORD", "pg", "pg_dump", "-x"]
-    assert db.argv("pg_restore", stdin=True) == ["docker", "exec", "-i", "-e", "PGPASSWORD", "pg", "pg_restore"]
+    assert db.argv("pg_dump", "-x") == ["docker", "exec", "-e", "PGPASSWORD", "--", "pg", "pg_dump", "-x"]
+    assert db.argv("pg_restore", stdin=True) == ["docker", "exec", "-i", "-e", "PGPASSWORD", "--", "pg", "pg_restore"]
     direct = backup.Database(container=None, user="u", name="d")
     assert direct.argv("pg_dump", "-x", stdin=True) == ["pg_dump", "-x"]
     assert not any("pg-password-value" in word for word in db.argv("pg_dump", stdin=True))
@@ -201,7 +201,7 @@ def test_verify_dump_counts_table_of_contents_entries(tmp_path: Path, fake_docke
     dump = tmp_path / "x.dump"
     dump.write_bytes(DUMP)
     assert backup.verify_dump(_db(), dump) == 3
-    assert fake_docker.argvs() == [["exec", "-i", "-e", "PGPASSWORD", "pg", "pg_restore", "--list"]]
+    assert fake_docker.argvs() == [["exec", "-i", "-e", "PGPASSWORD", "--", "pg", "pg_restore", "--list"]]
 
 
 def test_verify_dump_refuses_an_unreadable_dump(
@@ -241,12 +241,12 @@ def test_take_backup_writes_a_verified_synced_checksummed_dump(
         (str(pg_env), None),
     ]
     assert fake_docker.argvs() == [
-        ["inspect", "--format", "{{.State.Status}}", "catalogizer-dev-postgres"],
+        ["inspect", "--format", "{{.State.Status}}", "--", "catalogizer-dev-postgres"],
         [
-            "exec", "-e", "PGPASSWORD", "catalogizer-dev-postgres",
+            "exec", "-e", "PGPASSWORD", "--", "catalogizer-dev-postgres",
             "pg_dump", "--format=custom", "--username", "catalogizer", "--dbname", "catalogizer_db",
         ],
-        ["exec", "-i", "-e", "PGPASSWORD", "catalogizer-dev-postgres", "pg_restore", "--list"],
+        ["exec", "-i", "-e", "PGPASSWORD", "--", "catalogizer-dev-postgres", "pg_restore", "--list"],
     ]  # fmt: skip
     for call in fake_docker.calls():
         assert "pg-password-value" not in json.dumps(call["argv"])

@@ -165,7 +165,7 @@ def test_api_probe(fake_docker: FakeDocker) -> None:
     probe = health_check.api_probe("api-1", 5)
     assert probe() == (True, 'HTTP 200 {"status": "healthy"}')
     assert fake_docker.argvs() == [
-        ["exec", "api-1", "wget", "-q", "-O", "-", "-T", "5", "http://localhost:8080/health"]
+        ["exec", "--", "api-1", "wget", "-q", "-O", "-", "-T", "5", "http://localhost:8080/health"]
     ]
     fake_docker.set(API_BODY='{"status": "starting"}')
     assert probe() == (False, 'HTTP 200 {"status": "starting"}')
@@ -182,7 +182,7 @@ def test_postgres_probe(fake_docker: FakeDocker) -> None:
     probe = health_check.postgres_probe("pg", "catalogizer", "catalogizer_db", 5)
     assert probe() == (True, "127.0.0.1:5432 - accepting connections")
     assert fake_docker.argvs() == [
-        ["exec", "pg", "pg_isready", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer_db"]
+        ["exec", "--", "pg", "pg_isready", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer_db"]
     ]
     fake_docker.set(PG_READY_EXIT="2")
     assert probe()[0] is False
@@ -196,7 +196,7 @@ def test_redis_probe_authenticates_through_the_environment(
     probe = health_check.redis_probe("redis", 5)
     assert probe() == (True, "PONG")
     call = fake_docker.calls()[0]
-    assert call["argv"] == ["exec", "-e", "REDISCLI_AUTH", "redis", "redis-cli", "--no-auth-warning", "ping"]
+    assert call["argv"] == ["exec", "-e", "REDISCLI_AUTH", "--", "redis", "redis-cli", "--no-auth-warning", "ping"]
     assert call["env"]["REDISCLI_AUTH"] == "redis-secret-value"
     fake_docker.set(REDIS_PASSWORD="another")
     assert probe() == (False, "NOAUTH Authentication required.")

@@ -43,14 +43,19 @@ def test_env_int(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_scrub_hides_every_secret_we_hold(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hooklib.SECRET_ENV == ("PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "TLS_KEY_PEM", "RESTIC_PASSWORD")
+    assert hooklib.SECRET_ENV == (
+        "PGPASSWORD", "REDIS_PASSWORD", "REDISCLI_AUTH", "API_DB_PASSWORD", "MONITOR_DB_PASSWORD",
+        "POSTGRES_PASSWORD", "DATABASE_PASSWORD", "JWT_SECRET", "ADMIN_PASSWORD", "GRAFANA_PASSWORD",
+        "HEALTH_CA_PEM", "TLS_KEY_PEM", "RESTIC_PASSWORD",
+    )  # fmt: skip
     monkeypatch.setenv("PGPASSWORD", "pg-secret-1")
     monkeypatch.setenv("REDIS_PASSWORD", "redis-secret-2")
     monkeypatch.setenv("REDISCLI_AUTH", "cli-secret-3")
     monkeypatch.setenv("TLS_KEY_PEM", "key-secret-4")
     monkeypatch.setenv("RESTIC_PASSWORD", "restic-secret-5")
-    text = "a pg-secret-1 b redis-secret-2 c cli-secret-3 d pg-secret-1 e key-secret-4 f restic-secret-5"
-    assert hooklib.scrub(text) == "a *** b *** c *** d *** e *** f ***"
+    monkeypatch.setenv("HEALTH_CA_PEM", "ca-secret-6")  # a name the pattern alone would not catch
+    text = "a pg-secret-1 b redis-secret-2 c cli-secret-3 d pg-secret-1 e key-secret-4 f restic-secret-5 g ca-secret-6"
+    assert hooklib.scrub(text) == "a *** b *** c *** d *** e *** f *** g ***"
 
 
 def test_scrub_leaves_short_values_alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +68,7 @@ def test_scrub_leaves_short_values_alone(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_container_running(fake_docker: FakeDocker) -> None:
     assert hooklib.container_running("pg") == (True, "container pg is running")
-    assert fake_docker.argvs() == [["inspect", "--format", "{{.State.Status}}", "pg"]]
+    assert fake_docker.argvs() == [["inspect", "--format", "{{.State.Status}}", "--", "pg"]]
     fake_docker.set(STATUS="exited")
     assert hooklib.container_running("pg") == (False, "container pg is exited")
 
@@ -86,7 +91,7 @@ def test_require_running_passes_for_a_running_container(fake_docker: FakeDocker)
 
 def test_container_log_tail(fake_docker: FakeDocker, monkeypatch: pytest.MonkeyPatch) -> None:
     assert hooklib.container_log_tail("api") == "\n".join(f"log line {i} of api" for i in range(20))
-    assert fake_docker.argvs() == [["logs", "--tail", "20", "api"]]
+    assert fake_docker.argvs() == [["logs", "--tail", "20", "--", "api"]]
     assert hooklib.container_log_tail("api", 2) == "log line 0 of api\nlog line 1 of api"
     assert hooklib.container_log_tail("api", 0) == "(no log lines)"
     monkeypatch.setenv("PGPASSWORD", "line 1 of")
