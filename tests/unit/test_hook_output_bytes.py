@@ -121,8 +121,8 @@ def test_docker_calls_carry_their_timeouts(monkeypatch: pytest.MonkeyPatch) -> N
     hooklib.container_log_tail("pg")
     assert seen == [
         (["docker", "ps"], 7),
-        (["docker", "inspect", "--format", "{{.State.Status}}", "pg"], 30),
-        (["docker", "logs", "--tail", "20", "pg"], 30),
+        (["docker", "inspect", "--format", "{{.State.Status}}", "--", "pg"], 30),
+        (["docker", "logs", "--tail", "20", "--", "pg"], 30),
     ]
 
 
@@ -174,7 +174,7 @@ def test_wget_timeout_is_whole_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(health_check, "docker", docker)
     health_check.api_probe("api", 5.7)()
-    assert argvs == [["exec", "api", "wget", "-q", "-O", "-", "-T", "5", "http://localhost:8080/health"]]
+    assert argvs == [["exec", "--", "api", "wget", "-q", "-O", "-", "-T", "5", "http://localhost:8080/health"]]
 
 
 def test_pg_restore_list_timeout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_stop_api_containers_stops_only_this_stacks_api(fake_docker: FakeDocker)
     assert restore.stop_api_containers("catalogizer-dev") == ["id1", "id2"]
     assert fake_docker.argvs() == [
         ["ps", "-q", "--filter", "label=catalogizer.stack=catalogizer-dev", "--filter", "label=catalogizer.role=api"],
-        ["stop", "--time", "30", "id1", "id2"],
+        ["stop", "--time", "30", "--", "id1", "id2"],
     ]
 
 
@@ -108,6 +108,8 @@ def _tool(argv: list[str]) -> str:
     rest = argv[1:]
     while rest[0] in ("-i", "-e"):
         rest = rest[2:] if rest[0] == "-e" else rest[1:]
+    if rest[0] == "--":  # the end of options, before the container
+        rest = rest[1:]
     return rest[1]
 
 
@@ -123,9 +125,9 @@ def test_replay_feeds_the_prologue_and_the_dump_to_one_psql_transaction(
     assert psql_input.read_bytes() == restore.PROLOGUE + b"-- SQL of " + DUMP
     # psql and pg_restore run side by side: the order of their starts is not fixed.
     assert sorted(fake_docker.argvs()) == [
-        ["exec", "-i", "-e", "PGPASSWORD", "pg", "pg_restore", "--no-owner", "--no-privileges", "--file", "-"],
+        ["exec", "-i", "-e", "PGPASSWORD", "--", "pg", "pg_restore", "--no-owner", "--no-privileges", "--file", "-"],
         [
-            "exec", "-i", "-e", "PGPASSWORD", "pg",
+            "exec", "-i", "-e", "PGPASSWORD", "--", "pg",
             "psql", "--quiet", "--no-psqlrc", "--single-transaction", "--set", "ON_ERROR_STOP=1",
             "--username", "catalogizer", "--dbname", "catalogizer_db", "--output", "/dev/null",
         ],
