@@ -12,7 +12,7 @@ def test_values_at_the_bounds_are_accepted(workspace: Workspace) -> None:
     low = workspace.deploy(
         "dev",
         {
-            "preflight": {"minFreeGb": 0},
+            "preflight": {"minFreeGb": 1},
             "backup": {"keep": 1},
             "health": {"timeoutSeconds": 5, "intervalSeconds": 1},
             "api": {"replicas": 1},
@@ -29,7 +29,7 @@ def test_values_at_the_bounds_are_accepted(workspace: Workspace) -> None:
             "postgres": {"hostPort": 65535},
         },
     )
-    for deployment, values in ((low, ("0", "1", "5", "1")), (high, ("100000", "1000", "3600", "60"))):
+    for deployment, values in ((low, ("1", "1", "5", "1")), (high, ("100000", "1000", "3600", "60"))):
         floor = deployment.named("preflight-checks").inputs["environment"]["PREFLIGHT_MIN_FREE_GB"]
         keep = deployment.named("backup-pg-dump").inputs["environment"]["BACKUP_KEEP"]
         health = deployment.named("health-verify").inputs["environment"]
@@ -44,10 +44,11 @@ def test_values_at_the_bounds_are_accepted(workspace: Workspace) -> None:
     [
         (
             {"preflight": {"minFreeGb": 100001}},
-            "catalogizer:preflight.minFreeGb: 100001 is outside 0-100000. "
+            "catalogizer:preflight.minFreeGb: 100001 is outside 1-100000. "
             "Set it with `pulumi config set --path 'catalogizer:preflight.minFreeGb' <number>`.",
         ),
-        ({"preflight": {"minFreeGb": -1}}, "catalogizer:preflight.minFreeGb: -1 is outside 0-100000."),
+        ({"preflight": {"minFreeGb": 0}}, "catalogizer:preflight.minFreeGb: 0 is outside 1-100000."),
+        ({"preflight": {"minFreeGb": -1}}, "catalogizer:preflight.minFreeGb: -1 is outside 1-100000."),
         ({"backup": {"keep": 1001}}, "catalogizer:backup.keep: 1001 is outside 1-1000."),
         ({"health": {"timeoutSeconds": 4}}, "catalogizer:health.timeoutSeconds: 4 is outside 5-3600."),
         ({"health": {"timeoutSeconds": 3601}}, "catalogizer:health.timeoutSeconds: 3601 is outside 5-3600."),
