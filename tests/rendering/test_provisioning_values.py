@@ -98,12 +98,17 @@ def test_grafana_refuses_bad_urls(url: str) -> None:
 
 
 def test_redis_conf_whole() -> None:
-    assert (CONF_PATH, DATA_DIR, MAXMEMORY_FRACTION) == ("/etc/catalogizer-redis.conf", "/data", 0.75)
+    assert (CONF_PATH, DATA_DIR, MAXMEMORY_FRACTION) == ("/etc/catalogizer-redis/redis.conf", "/data", 0.75)
     assert render_redis_conf("s3cret-value", 512) == (
         "bind 0.0.0.0\n"
         "port 6379\n"
         "protected-mode yes\n"
-        "requirepass s3cret-value\n"
+        # sha256("s3cret-value"): the file holds the password's hash, never the password (issue 10)
+        "user default reset on #bf496b76b91b82820ee599d4f83ba3d87b0c9365666694241916c40843d2a524"
+        " ~* &* +@all -@dangerous -@admin\n"
+        "user catalogizer-exporter reset on #bf496b76b91b82820ee599d4f83ba3d87b0c9365666694241916c40843d2a524"
+        " resetchannels -@all +ping +info +config|get +client|list +slowlog|get +slowlog|len +latency|latest"
+        " +memory|stats +dbsize +select +cluster|info +command|count\n"
         "dir /data\n"
         "appendonly yes\n"
         "appendfsync everysec\n"
