@@ -81,7 +81,10 @@ def test_secrets_at_their_floor_are_accepted(workspace: Workspace) -> None:
     supplied = {"postgresPassword": "Sx9" * 4, "adminPassword": "Sx9" * 4, "jwtSecret": ("Sx9" * 11)[:32]}
     deployment = workspace.deploy("dev", secrets=supplied)
     generated = {r.name for r in deployment.of_type("random:index/randomPassword:RandomPassword")}
-    assert generated == {"secrets-redisPassword", "secrets-grafanaPassword"}
+    assert generated == {
+        "secrets-redisPassword", "secrets-grafanaPassword",
+        "secrets-postgresApiPassword", "secrets-postgresMonitorPassword",
+    }  # fmt: skip
 
 
 def test_generated_secrets_have_fixed_lengths_and_no_specials(dev: Deployment) -> None:
@@ -89,6 +92,8 @@ def test_generated_secrets_have_fixed_lengths_and_no_specials(dev: Deployment) -
     lengths = {name.removeprefix("secrets-"): inputs["length"] for name, inputs in generated.items()}
     assert lengths == {
         "postgresPassword": 32,
+        "postgresApiPassword": 32,
+        "postgresMonitorPassword": 32,
         "redisPassword": 32,
         "jwtSecret": 64,
         "adminPassword": 24,
@@ -129,9 +134,9 @@ def test_container_limits_and_aliases(prod: Deployment) -> None:
     prometheus, grafana = prod.container("prometheus"), prod.container("grafana")
     assert postgres.inputs["shmSize"] == 256
     assert (prometheus.inputs["memory"], grafana.inputs["memory"]) == (512, 512)
-    assert prometheus.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["prometheus"]}]
-    assert grafana.inputs["networksAdvanced"] == [{"name": "catalogizer-net"}]
-    assert redis.inputs["networksAdvanced"] == [{"name": "catalogizer-net", "aliases": ["redis"]}]
+    assert prometheus.inputs["networksAdvanced"] == [{"name": "catalogizer-back", "aliases": ["prometheus"]}]
+    assert grafana.inputs["networksAdvanced"] == [{"name": "catalogizer-back"}]
+    assert redis.inputs["networksAdvanced"] == [{"name": "catalogizer-back", "aliases": ["redis"]}]
     assert prod.container("backup-scheduler").inputs["memory"] == 256
     assert prod.container("nginx").inputs["memory"] == 256
 
@@ -140,7 +145,7 @@ def test_grafana_sign_up_is_off(prod: Deployment) -> None:
     env = prod.env(prod.container("grafana"))
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert env["GF_SECURITY_ADMIN_USER"] == "admin"
-    assert sorted(env) == ["GF_SECURITY_ADMIN_PASSWORD", "GF_SECURITY_ADMIN_USER", "GF_USERS_ALLOW_SIGN_UP"]
+    assert sorted(env) == ["GF_SECURITY_ADMIN_PASSWORD__FILE", "GF_SECURITY_ADMIN_USER", "GF_USERS_ALLOW_SIGN_UP"]
 
 
 def test_monitoring_default_images(prod: Deployment) -> None:
