@@ -22,6 +22,15 @@ PROXY = [
     "proxy_set_header X-Forwarded-Proto $scheme;",
 ]
 AUTH_LOCATION = "location ~ ^/api/v1/(auth|login|register)(/|$)"
+UPLOAD_LOCATION = "location ~ ^/api/v1/(copy|subtitles)/upload$"
+HEALTH = ["access_log off;", "limit_req zone=health_limit burst=20 nodelay;", "limit_conn addr 4;", *PROXY]
+ACME = [
+    "limit_req zone=api_limit burst=20 nodelay;",
+    "limit_conn addr 10;",
+    "root /var/www/acme;",
+    "default_type text/plain;",
+    "try_files $uri =404;",
+]
 
 
 def _conf(**overrides: object) -> str:
@@ -58,40 +67,52 @@ def _servers(conf: str) -> list[list[str]]:
 
 
 def test_auth_endpoints_burst_5_and_5_connections() -> None:
-    https = _servers(_conf())[1]
+    https = _servers(_conf())[3]  # after the two catch-all servers and the plain-HTTP one
     assert _block(https, AUTH_LOCATION) == ["limit_req zone=auth_limit burst=5 nodelay;", "limit_conn addr 5;", *PROXY]
 
 
 def test_api_burst_20_10_connections_streamed_uploads() -> None:
-    https = _servers(_conf())[1]
-    assert _block(https, "location /api/") == [
+    https = _servers(_conf())[3]  # after the two catch-all servers and the plain-HTTP one
+    # Only the two upload routes take big bodies, streamed; everything else keeps the 1m default.
+    assert _block(https, UPLOAD_LOCATION) == [
         "limit_req zone=api_limit burst=20 nodelay;",
         "limit_conn addr 10;",
+        "limit_conn upload_conn 2;",
+        "client_max_body_size 2G;",
         "proxy_request_buffering off;",
         "proxy_read_timeout 60s;",
         "proxy_send_timeout 60s;",
         *PROXY,
     ]
-    assert _block(https, "location /") == ["limit_req zone=api_limit burst=20 nodelay;", *PROXY]
+    assert _block(https, "location /api/") == [
+        "limit_req zone=api_limit burst=20 nodelay;",
+        "limit_conn addr 10;",
+        "proxy_read_timeout 60s;",
+        "proxy_send_timeout 60s;",
+        *PROXY,
+    ]
+    assert _block(https, "location /") == ["limit_req zone=api_limit burst=20 nodelay;", "limit_conn addr 10;", *PROXY]
 
 
 def test_websocket_upgrade_and_long_timeouts() -> None:
-    https = _servers(_conf())[1]
-    assert _block(https, "location /ws") == [
+    https = _servers(_conf())[3]  # after the two catch-all servers and the plain-HTTP one
+    assert _block(https, "location = /ws") == [
+        "limit_req zone=ws_limit burst=10 nodelay;",
+        "limit_conn ws_conn 10;",
         *PROXY,
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $connection_upgrade;",
-        "proxy_read_timeout 3600s;",
-        "proxy_send_timeout 3600s;",
+        "proxy_read_timeout 120s;",
+        "proxy_send_timeout 120s;",
     ]
 
 
 def test_metrics_hidden_hidden_files_denied_health_passed_through() -> None:
-    https = _servers(_conf())[1]
+    https = _servers(_conf())[3]  # after the two catch-all servers and the plain-HTTP one
     assert _block(https, "location = /metrics") == ["return 404;"]
     assert _block(https, "location ^~ /metrics/") == ["return 404;"]
     assert _block(https, r"location ~ /\.") == ["deny all;", "access_log off;", "log_not_found off;"]
-    assert _block(https, "location = /health") == ["access_log off;", *PROXY]
+    assert _block(https, "location = /health") == HEALTH
     assert _block(https, "location = /nginx-health") == [
         "access_log off;",
         "allow 127.0.0.1;",
@@ -99,33 +120,25 @@ def test_metrics_hidden_hidden_files_denied_health_passed_through() -> None:
         "default_type text/plain;",
         'return 200 "ok\\n";',
     ]
-    assert _block(https, "location ^~ /.well-known/acme-challenge/") == [
-        "root /var/www/acme;",
-        "default_type text/plain;",
-        "try_files $uri =404;",
-    ]
+    assert _block(https, "location ^~ /.well-known/acme-challenge/") == ACME
 
 
 def test_https_server_tls_and_security_headers() -> None:
-    https = _servers(_conf())[1]
+    https = _servers(_conf())[3]  # after the two catch-all servers and the plain-HTTP one
     head = https[: https.index('set $api_upstream "api";')]
     assert head == [
-        "listen 443 ssl http2 default_server;",
+        "listen 443 ssl http2;",
         "server_name catalog.example.com;",
         "ssl_certificate /etc/nginx/tls/cert.pem;",
         "ssl_certificate_key /etc/nginx/tls/key.pem;",
-        "ssl_protocols TLSv1.2 TLSv1.3;",
-        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
-        "ssl_prefer_server_ciphers off;",
-        "ssl_session_cache shared:SSL:10m;",
-        "ssl_session_timeout 1d;",
-        "ssl_session_tickets off;",
         'add_header X-Frame-Options "SAMEORIGIN" always;',
         'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-XSS-Protection "1; mode=block" always;',
+        'add_header X-XSS-Protection "0" always;',
         'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
-        'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;',
+        'add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=(), usb=()" always;',
+        "add_header Content-Security-Policy \"default-src 'self'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'self'; frame-ancestors 'self'\" always;",
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
     ]
     # The order of the locations matters to nobody but the reader; their set does.
     locations = [line for line in https if line.startswith("location ")]
@@ -137,8 +150,9 @@ def test_https_server_tls_and_security_headers() -> None:
         "location = /health {",
         "location = /nginx-health {",
         f"{AUTH_LOCATION} {{",
+        f"{UPLOAD_LOCATION} {{",
         "location /api/ {",
-        "location /ws {",
+        "location = /ws {",
         "location / {",
     ]
 
@@ -147,37 +161,50 @@ def test_hsts_only_when_asked_and_csp_when_set() -> None:
     assert "Strict-Transport-Security" not in _conf(hsts=False)
     assert "Strict-Transport-Security" not in _conf(tls_enabled=False, hsts=True)
     csp = "default-src 'self'"
-    https = _servers(_conf(content_security_policy=csp))[1]
-    assert https[13:15] == [
+    https = _servers(_conf(content_security_policy=csp))[3]
+    assert https[7:10] == [
         'add_header Referrer-Policy "strict-origin-when-cross-origin" always;',
+        'add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=(), usb=()" always;',
         f'add_header Content-Security-Policy "{csp}" always;',
     ]
 
 
 def test_plain_http_server_redirects_and_keeps_health() -> None:
-    http_server = _servers(_conf())[0]
+    catch_all, catch_all_tls, http_server = _servers(_conf())[:3]
+    # Names other than the configured one get nothing (444 / no TLS handshake).
+    assert _block(catch_all, "location /") == ["return 444;"]
+    assert catch_all[:3] == ["listen 80 default_server;", 'server_name "";', "access_log off;"]
+    assert catch_all_tls[:4] == [
+        "listen 443 ssl http2 default_server;",
+        'server_name "";',
+        "access_log off;",
+        "ssl_reject_handshake on;",
+    ]
     assert http_server[:3] == [
-        "listen 80 default_server;",
+        "listen 80;",
         "server_name catalog.example.com;",
         'set $api_upstream "api";',
     ]
-    assert _block(http_server, "location = /health") == ["access_log off;", *PROXY]
-    assert _block(http_server, "location /") == ["return 301 https://$host$request_uri;"]
-    moved = _servers(_conf(public_https_port=8443))[0]
-    assert _block(moved, "location /") == ["return 301 https://$host:8443$request_uri;"]
+    assert _block(http_server, "location = /health") == HEALTH
+    # To the configured name, never the client's Host header.
+    assert _block(http_server, "location /") == ["return 301 https://catalog.example.com$request_uri;"]
+    moved = _servers(_conf(public_https_port=8443))[2]
+    assert _block(moved, "location /") == ["return 301 https://catalog.example.com:8443$request_uri;"]
 
 
 def test_without_tls_one_server_with_every_location() -> None:
-    (only,) = _servers(_conf(tls_enabled=False, http_listen_port=8080))
-    assert only[:2] == ["listen 8080 default_server;", "server_name catalog.example.com;"]
+    catch_all, only = _servers(_conf(tls_enabled=False, http_listen_port=8080))
+    assert catch_all[:2] == ["listen 8080 default_server;", 'server_name "";']
+    assert only[:2] == ["listen 8080;", "server_name catalog.example.com;"]
     assert not any(line.startswith("ssl_") for line in only)
     assert _block(only, AUTH_LOCATION)[0] == "limit_req zone=auth_limit burst=5 nodelay;"
 
 
 def test_http_block_values() -> None:
     lines = _lines(_conf())
-    assert lines[:3] == [
+    assert lines[:4] == [
         "worker_processes auto;",
+        "worker_rlimit_nofile 4160;",
         "pid /var/run/nginx.pid;",
         "error_log /var/log/nginx/error.log warn;",
     ]
@@ -194,11 +221,15 @@ def test_http_block_values() -> None:
         "sendfile on;",
         "tcp_nopush on;",
         "tcp_nodelay on;",
-        "keepalive_timeout 65;",
         "types_hash_max_size 2048;",
         "server_tokens off;",
+        "keepalive_timeout 30s;",
+        "client_header_timeout 10s;",
+        "client_body_timeout 15s;",
+        "send_timeout 30s;",
+        "reset_timedout_connection on;",
         "client_body_buffer_size 128k;",
-        "client_max_body_size 2G;",
+        "client_max_body_size 1m;",
         "large_client_header_buffers 4 16k;",
         "gzip on;",
         "gzip_vary on;",
@@ -208,6 +239,14 @@ def test_http_block_values() -> None:
         "gzip_types text/plain text/css text/xml text/javascript application/json application/javascript "
         "application/xml application/xml+rss application/rss+xml font/truetype font/opentype "
         "application/vnd.ms-fontobject image/svg+xml;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+        "ssl_ecdh_curve X25519:prime256v1:secp384r1;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_cache shared:SSL:10m;",
+        "ssl_session_timeout 1d;",
+        "ssl_session_tickets off;",
         "resolver 127.0.0.11 valid=1s ipv6=off;",
         "resolver_timeout 5s;",
         "map $http_upgrade $connection_upgrade {",
@@ -216,7 +255,11 @@ def test_http_block_values() -> None:
         "}",
         "limit_req_zone $binary_remote_addr zone=api_limit:10m rate=10r/s;",
         "limit_req_zone $binary_remote_addr zone=auth_limit:10m rate=5r/s;",
+        "limit_req_zone $binary_remote_addr zone=health_limit:10m rate=10r/s;",
+        "limit_req_zone $binary_remote_addr zone=ws_limit:10m rate=2r/s;",
         "limit_conn_zone $binary_remote_addr zone=addr:10m;",
+        "limit_conn_zone $binary_remote_addr zone=ws_conn:10m;",
+        "limit_conn_zone $binary_remote_addr zone=upload_conn:10m;",
         "limit_req_status 429;",
         "limit_conn_status 429;",
         "proxy_connect_timeout 500ms;",
