@@ -34,8 +34,11 @@ PROD_TREE = {
     "secrets-jwtSecret": ("random:index/randomPassword:RandomPassword", "secrets", False, False, False),
     "secrets-adminPassword": ("random:index/randomPassword:RandomPassword", "secrets", False, False, False),
     "secrets-grafanaPassword": ("random:index/randomPassword:RandomPassword", "secrets", False, False, False),
+    "secrets-postgresApiPassword": ("random:index/randomPassword:RandomPassword", "secrets", False, False, False),
+    "secrets-postgresMonitorPassword": ("random:index/randomPassword:RandomPassword", "secrets", False, False, False),
     "api-image-build": ("command:local:Command", "api-image", False, False, False),
     "network-bridge": ("docker:index/network:Network", "network", False, False, False),
+    "network-front": ("docker:index/network:Network", "network", False, False, False),
     "volumes-postgres-data": ("docker:index/volume:Volume", "volumes", True, True, False),
     "volumes-redis-data": ("docker:index/volume:Volume", "volumes", True, True, False),
     "volumes-prometheus-data": ("docker:index/volume:Volume", "volumes", True, True, False),
@@ -43,6 +46,8 @@ PROD_TREE = {
     "volumes-api-logs": ("docker:index/volume:Volume", "volumes", False, False, False),
     "volumes-nginx-logs": ("docker:index/volume:Volume", "volumes", False, False, False),
     "volumes-nginx-config": ("docker:index/volume:Volume", "volumes", False, False, False),
+    "volumes-redis-config": ("docker:index/volume:Volume", "volumes", False, False, False),
+    "volumes-postgres-config": ("docker:index/volume:Volume", "volumes", False, False, False),
     "redis-image": ("docker:index/remoteImage:RemoteImage", "redis", False, False, False),
     "postgres-image": ("docker:index/remoteImage:RemoteImage", "postgres", False, False, False),
     "proxy-image": ("docker:index/remoteImage:RemoteImage", "proxy", False, False, False),
@@ -52,6 +57,12 @@ PROD_TREE = {
     "preflight-checks": ("command:local:Command", "preflight", False, False, False),
     "postgres-container": ("docker:index/container:Container", "postgres", False, False, True),
     "redis-container": ("docker:index/container:Container", "redis", False, False, True),
+    # Never-started carriers of the files of read-only containers (issue 10).
+    "catalogizer-redis-config": ("docker:index/container:Container", "redis", False, False, True),
+    "catalogizer-postgres-config": ("docker:index/container:Container", "postgres", False, False, True),
+    # The API's and the exporter's own PostgreSQL roles, set by a hook (issue 10).
+    "db-roles": ("catalogizer:data:DbRoles", STACK, False, False, False),
+    "db-roles-api-role": ("command:local:Command", "db-roles", False, False, False),
     "proxy-config": ("command:local:Command", "proxy", False, False, False),
     "proxy-container": ("docker:index/container:Container", "proxy", False, False, True),
     "monitoring-prometheus": ("docker:index/container:Container", "monitoring", False, False, True),
@@ -119,6 +130,7 @@ def test_every_hook_command(workspace: Workspace) -> None:
         "preflight-checks": {
             "PREFLIGHT_PROBE_IMAGE": "postgres:15-alpine",
             "BACKUP_DIR": backups,
+            "MEDIA_ROOT": str(workspace.project.parent / "media"),
             "PREFLIGHT_PORTS": "0.0.0.0:8080,0.0.0.0:8443",
             "STACK_LABEL": "catalogizer-dev",
             "PREFLIGHT_MIN_FREE_GB": "10",
@@ -142,6 +154,15 @@ def test_every_hook_command(workspace: Workspace) -> None:
             "NGINX_VOLUME": "catalogizer-dev-nginx-config",
             "NGINX_IMAGE": "nginx:1.27-alpine",
         },
+        "db-roles-api-role": {
+            **database,
+            "STACK_NAME": "catalogizer-dev",
+            "BACKUP_DIR": backups,
+            "BACKUP_KEEP": "5",
+            "PGPASSWORD": pg_password,
+            "API_DB_USER": "catalogizer_api",
+            "API_DB_PASSWORD": deployment.named("secrets-postgresApiPassword").state["result"],
+        },
         "health-verify": {
             **database,
             "HEALTH_CA_PEM": deployment.outputs["tlsCertificate"],
@@ -159,6 +180,7 @@ def test_every_hook_command(workspace: Workspace) -> None:
     assert sorted(commands) == [
         "api-image-build",
         "backup-pg-dump",
+        "db-roles-api-role",
         "health-verify",
         "preflight-checks",
         "proxy-config",
@@ -168,12 +190,19 @@ def test_every_hook_command(workspace: Workspace) -> None:
         command = commands[name]
         assert command.inputs["environment"] == environment, name
         assert command.inputs["dir"] == str(root), name
-        script = {"preflight-checks": "preflight", "backup-pg-dump": "backup", "restore-pg-restore": "restore"}
+        script = {
+            "preflight-checks": "preflight",
+            "backup-pg-dump": "backup",
+            "restore-pg-restore": "restore",
+            "db-roles-api-role": "db_roles",
+        }
         assert command.inputs["create"] == f"python3 scripts/{script.get(name, 'health_check')}.py", name
         assert command.additional_secret_outputs == ["stdout", "stderr"], name
     for name, key in (
         ("backup-pg-dump", "PGPASSWORD"),
         ("restore-pg-restore", "PGPASSWORD"),
         ("health-verify", "REDIS_PASSWORD"),
+        ("db-roles-api-role", "PGPASSWORD"),
+        ("db-roles-api-role", "API_DB_PASSWORD"),
     ):
         assert commands[name].is_secret(f"environment.{key}"), name
