@@ -19,12 +19,7 @@ from workspace import Workspace
 
 EXPECTED: dict[str, dict[str, Any]] = {
     "postgres-container": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "command": [
             "postgres",
             "-c",
@@ -45,45 +40,23 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "30s",
-            "tests": [
-                "CMD",
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "catalogizer",
-                "-d",
-                "catalogizer",
-            ],
+            "tests": ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "postgres",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "postgres"},
             {
                 "label": "catalogizer.config-sha256",
                 "value": "403df69f86301f039be406d43ee29fa72675e3bec66c219025560334117c4e3d",
             },
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 2048.0,
         "memorySwap": 2048.0,
         "mounts": [
-            {
-                "source": "catalogizer-postgres-data",
-                "target": "/var/lib/postgresql/data",
-                "type": "volume",
-            },
+            {"source": "catalogizer-postgres-data", "target": "/var/lib/postgresql/data", "type": "volume"},
             {
                 "readOnly": True,
                 "source": "catalogizer-postgres-config",
@@ -92,124 +65,60 @@ EXPECTED: dict[str, dict[str, Any]] = {
             },
         ],
         "name": "catalogizer-postgres",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "postgres",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["postgres"], "name": "catalogizer-back"}],
         "ports": [],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "shmSize": 256.0,
         "stopSignal": "SIGINT",
         "stopTimeout": 60.0,
-        "tmpfs": {
-            "/tmp": "rw,nosuid,nodev,noexec,size=64m",
-            "/var/run/postgresql": "rw,nosuid,nodev,noexec,size=64m",
-        },
-        "ulimits": [
-            {
-                "hard": 512.0,
-                "name": "nproc",
-                "soft": 512.0,
-            },
-        ],
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m", "/var/run/postgresql": "rw,nosuid,nodev,noexec,size=64m"},
+        "ulimits": [{"hard": 512.0, "name": "nproc", "soft": 512.0}],
         "user": "70:0",
         "wait": True,
         "waitTimeout": 180.0,
     },
     "catalogizer-postgres-config": {
-        "capabilities": {
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "true",
-        ],
+        "capabilities": {"drops": ["ALL"]},
+        "command": ["true"],
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "postgres-config",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "postgres-config"},
         ],
-        "mounts": [
-            {
-                "source": "catalogizer-postgres-config",
-                "target": "/etc/catalogizer-postgres",
-                "type": "volume",
-            },
-        ],
+        "mounts": [{"source": "catalogizer-postgres-config", "target": "/etc/catalogizer-postgres", "type": "volume"}],
         "mustRun": False,
         "name": "catalogizer-postgres-config",
         "networkMode": "none",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "start": False,
     },
     "redis-container": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "redis-server",
-            "/etc/catalogizer-redis/redis.conf",
-        ],
+        "capabilities": {"adds": [], "drops": ["ALL"]},
+        "command": ["redis-server", "/etc/catalogizer-redis/redis.conf"],
         "cpus": "1",
-        "envs": [
-            "REDISCLI_AUTH={redisPassword}",
-        ],
+        "envs": ["REDISCLI_AUTH={redisPassword}"],
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD-SHELL",
-                "redis-cli ping | grep -q PONG",
-            ],
+            "tests": ["CMD-SHELL", "redis-cli ping | grep -q PONG"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "redis",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "redis"},
             {
                 "label": "catalogizer.config-sha256",
                 "value": "01ec00926d25b77806317c908469f0fa21d3272a48fc9934b5bbc9e46a92f113",
             },
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 512.0,
         "memorySwap": 512.0,
         "mounts": [
-            {
-                "source": "catalogizer-redis-data",
-                "target": "/data",
-                "type": "volume",
-            },
+            {"source": "catalogizer-redis-data", "target": "/data", "type": "volume"},
             {
                 "readOnly": True,
                 "source": "catalogizer-redis-config",
@@ -218,178 +127,71 @@ EXPECTED: dict[str, dict[str, Any]] = {
             },
         ],
         "name": "catalogizer-redis",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "redis",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["redis"], "name": "catalogizer-back"}],
         "ports": [],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "tmpfs": {
-            "/tmp": "rw,nosuid,nodev,noexec,size=64m",
-        },
-        "ulimits": [
-            {
-                "hard": 128.0,
-                "name": "nproc",
-                "soft": 128.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
+        "ulimits": [{"hard": 128.0, "name": "nproc", "soft": 128.0}],
         "user": "999:0",
         "wait": True,
         "waitTimeout": 180.0,
     },
     "catalogizer-redis-config": {
-        "capabilities": {
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "true",
-        ],
+        "capabilities": {"drops": ["ALL"]},
+        "command": ["true"],
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "redis-config",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "redis-config"},
         ],
-        "mounts": [
-            {
-                "source": "catalogizer-redis-config",
-                "target": "/etc/catalogizer-redis",
-                "type": "volume",
-            },
-        ],
+        "mounts": [{"source": "catalogizer-redis-config", "target": "/etc/catalogizer-redis", "type": "volume"}],
         "mustRun": False,
         "name": "catalogizer-redis-config",
         "networkMode": "none",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "start": False,
     },
     "proxy-container": {
-        "capabilities": {
-            "adds": [
-                "CHOWN",
-                "SETUID",
-                "SETGID",
-                "NET_BIND_SERVICE",
-            ],
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "nginx",
-            "-c",
-            "/etc/nginx/live/current/nginx.conf",
-            "-g",
-            "daemon off;",
-        ],
+        "capabilities": {"adds": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"], "drops": ["ALL"]},
+        "command": ["nginx", "-c", "/etc/nginx/live/current/nginx.conf", "-g", "daemon off;"],
         "cpus": "0.5",
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:80/nginx-health",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:80/nginx-health"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "nginx",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "nginx"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 256.0,
         "memorySwap": 256.0,
         "mounts": [
-            {
-                "source": "catalogizer-nginx-logs",
-                "target": "/var/log/nginx",
-                "type": "volume",
-            },
-            {
-                "readOnly": True,
-                "source": "catalogizer-nginx-config",
-                "target": "/etc/nginx/live",
-                "type": "volume",
-            },
+            {"source": "catalogizer-nginx-logs", "target": "/var/log/nginx", "type": "volume"},
+            {"readOnly": True, "source": "catalogizer-nginx-config", "target": "/etc/nginx/live", "type": "volume"},
         ],
         "name": "catalogizer-nginx",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "nginx",
-                ],
-                "name": "catalogizer-front",
-            },
-        ],
-        "ports": [
-            {
-                "external": 80.0,
-                "internal": 80.0,
-            },
-            {
-                "external": 443.0,
-                "internal": 443.0,
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["nginx"], "name": "catalogizer-front"}],
+        "ports": [{"external": 80.0, "internal": 80.0}, {"external": 443.0, "internal": 443.0}],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "tmpfs": {
             "/run": "rw,nosuid,nodev,noexec,size=64m",
             "/tmp": "rw,nosuid,nodev,noexec,size=64m",
             "/var/cache/nginx": "rw,nosuid,nodev,noexec,size=64m",
         },
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "alertmanager-container": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "command": [
             "--config.file=/etc/alertmanager/alertmanager.yml",
             "--storage.path=/alertmanager",
@@ -401,70 +203,28 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:9093/-/ready",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9093/-/ready"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "alertmanager",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "alertmanager"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 128.0,
         "memorySwap": 128.0,
         "name": "catalogizer-alertmanager",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "alertmanager",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
-        "ports": [
-            {
-                "external": 9093.0,
-                "internal": 9093.0,
-                "ip": "127.0.0.1",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["alertmanager"], "name": "catalogizer-back"}],
+        "ports": [{"external": 9093.0, "internal": 9093.0, "ip": "127.0.0.1"}],
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "ulimits": [
-            {
-                "hard": 128.0,
-                "name": "nproc",
-                "soft": 128.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "ulimits": [{"hard": 128.0, "name": "nproc", "soft": 128.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "monitoring-prometheus": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "command": [
             "--config.file=/etc/prometheus/prometheus.yml",
             "--storage.tsdb.path=/prometheus",
@@ -475,77 +235,29 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:9090/-/ready",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "prometheus",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "prometheus"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 512.0,
         "memorySwap": 512.0,
-        "mounts": [
-            {
-                "source": "catalogizer-prometheus-data",
-                "target": "/prometheus",
-                "type": "volume",
-            },
-        ],
+        "mounts": [{"source": "catalogizer-prometheus-data", "target": "/prometheus", "type": "volume"}],
         "name": "catalogizer-prometheus",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "prometheus",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
-        "ports": [
-            {
-                "external": 9090.0,
-                "internal": 9090.0,
-                "ip": "127.0.0.1",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["prometheus"], "name": "catalogizer-back"}],
+        "ports": [{"external": 9090.0, "internal": 9090.0, "ip": "127.0.0.1"}],
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "ulimits": [
-            {
-                "hard": 256.0,
-                "name": "nproc",
-                "soft": 256.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "ulimits": [{"hard": 256.0, "name": "nproc", "soft": 256.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "backup-scheduler-container": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "cpus": "0.5",
         "envs": [
             "PGHOST=postgres",
@@ -563,362 +275,160 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "30s",
             "retries": 2.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "python3",
-                "/app/backup_scheduler.py",
-                "--check",
-            ],
+            "tests": ["CMD", "python3", "/app/backup_scheduler.py", "--check"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "backup-scheduler",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "backup-scheduler"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 256.0,
         "memorySwap": 256.0,
         "name": "catalogizer-backup-scheduler",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "backup-scheduler",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["backup-scheduler"], "name": "catalogizer-back"}],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "tmpfs": {
             "/tmp": "rw,nosuid,nodev,noexec,size=64m",
             "/var/lib/catalogizer-backup": "rw,nosuid,nodev,noexec,size=64m",
         },
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         # The backup folder's owner; /opt/catalogizer/backups does not exist here, so the user running the test.
         "user": "{backupOwner}",
         "volumes": [
-            {
-                "containerPath": "/backups",
-                "hostPath": "/opt/catalogizer/backups",
-            },
-            {
-                "containerPath": "/etc/localtime",
-                "hostPath": "/etc/localtime",
-                "readOnly": True,
-            },
+            {"containerPath": "/backups", "hostPath": "/opt/catalogizer/backups"},
+            {"containerPath": "/etc/localtime", "hostPath": "/etc/localtime", "readOnly": True},
         ],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "exporters-postgres-exporter": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "cpus": "0.25",
         "envs": [
-            "DATA_SOURCE_NAME=postgresql://catalogizer_monitor:{postgresMonitorPassword}@postgres:5432/catalogizer?sslmode=disable",
+            "DATA_SOURCE_NAME=postgresql://catalogizer_monitor:{postgresMonitorPassword}@postgres:5432/catalogizer?sslmode=disable"
         ],
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:9187/",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9187/"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "postgres-exporter",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "postgres-exporter"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 128.0,
         "memorySwap": 128.0,
         "name": "catalogizer-postgres-exporter",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "postgres-exporter",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["postgres-exporter"], "name": "catalogizer-back"}],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "tmpfs": {
-            "/tmp": "rw,nosuid,nodev,noexec,size=64m",
-        },
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "exporters-redis-exporter": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "cpus": "0.25",
-        "envs": [
-            "REDIS_ADDR=redis://redis:6379",
-            "REDIS_USER=catalogizer-exporter",
-            "REDIS_PASSWORD={redisPassword}",
-        ],
+        "envs": ["REDIS_ADDR=redis://redis:6379", "REDIS_USER=catalogizer-exporter", "REDIS_PASSWORD={redisPassword}"],
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:9121/",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9121/"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "redis-exporter",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "redis-exporter"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 128.0,
         "memorySwap": 128.0,
         "name": "catalogizer-redis-exporter",
-        "networksAdvanced": [
-            {
-                "aliases": [
-                    "redis-exporter",
-                ],
-                "name": "catalogizer-back",
-            },
-        ],
+        "networksAdvanced": [{"aliases": ["redis-exporter"], "name": "catalogizer-back"}],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "tmpfs": {
-            "/tmp": "rw,nosuid,nodev,noexec,size=64m",
-        },
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "exporters-nginx-exporter": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "--nginx.scrape-uri=http://nginx:8081/stub_status",
-        ],
+        "capabilities": {"adds": [], "drops": ["ALL"]},
+        "command": ["--nginx.scrape-uri=http://nginx:8081/stub_status"],
         "cpus": "0.25",
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "/usr/bin/nginx-prometheus-exporter",
-                "--version",
-            ],
+            "tests": ["CMD", "/usr/bin/nginx-prometheus-exporter", "--version"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "nginx-exporter",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "nginx-exporter"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 128.0,
         "memorySwap": 128.0,
         "name": "catalogizer-nginx-exporter",
         "networksAdvanced": [
-            {
-                "aliases": [
-                    "nginx-exporter",
-                ],
-                "name": "catalogizer-back",
-            },
-            {
-                "aliases": [
-                    "nginx-exporter",
-                ],
-                "name": "catalogizer-front",
-            },
+            {"aliases": ["nginx-exporter"], "name": "catalogizer-back"},
+            {"aliases": ["nginx-exporter"], "name": "catalogizer-front"},
         ],
         "readOnly": True,
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "tmpfs": {
-            "/tmp": "rw,nosuid,nodev,noexec,size=64m",
-        },
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=64m"},
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "exporters-blackbox-exporter": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
-        "command": [
-            "--config.file=/etc/blackbox_exporter/config.yml",
-        ],
+        "capabilities": {"adds": [], "drops": ["ALL"]},
+        "command": ["--config.file=/etc/blackbox_exporter/config.yml"],
         "cpus": "0.25",
         "healthcheck": {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:9115/",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9115/"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "blackbox-exporter",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "blackbox-exporter"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 128.0,
         "memorySwap": 128.0,
         "name": "catalogizer-blackbox-exporter",
         "networksAdvanced": [
-            {
-                "aliases": [
-                    "blackbox-exporter",
-                ],
-                "name": "catalogizer-back",
-            },
-            {
-                "aliases": [
-                    "blackbox-exporter",
-                ],
-                "name": "catalogizer-front",
-            },
+            {"aliases": ["blackbox-exporter"], "name": "catalogizer-back"},
+            {"aliases": ["blackbox-exporter"], "name": "catalogizer-front"},
         ],
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "ulimits": [
-            {
-                "hard": 64.0,
-                "name": "nproc",
-                "soft": 64.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "ulimits": [{"hard": 64.0, "name": "nproc", "soft": 64.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "monitoring-grafana": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "cpus": "0.5",
         "envs": [
             "GF_SECURITY_ADMIN_USER=admin",
@@ -929,74 +439,29 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "5s",
             "retries": 12.0,
             "startPeriod": "10s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://127.0.0.1:3000/api/health",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "grafana",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "grafana"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 512.0,
         "memorySwap": 512.0,
-        "mounts": [
-            {
-                "source": "catalogizer-grafana-data",
-                "target": "/var/lib/grafana",
-                "type": "volume",
-            },
-        ],
+        "mounts": [{"source": "catalogizer-grafana-data", "target": "/var/lib/grafana", "type": "volume"}],
         "name": "catalogizer-grafana",
-        "networksAdvanced": [
-            {
-                "name": "catalogizer-back",
-            },
-        ],
-        "ports": [
-            {
-                "external": 3000.0,
-                "internal": 3000.0,
-                "ip": "127.0.0.1",
-            },
-        ],
+        "networksAdvanced": [{"name": "catalogizer-back"}],
+        "ports": [{"external": 3000.0, "internal": 3000.0, "ip": "127.0.0.1"}],
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
-        "ulimits": [
-            {
-                "hard": 256.0,
-                "name": "nproc",
-                "soft": 256.0,
-            },
-        ],
+        "securityOpts": ["no-new-privileges:true"],
+        "ulimits": [{"hard": 256.0, "name": "nproc", "soft": 256.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
     "catalogizer-api-0": {
-        "capabilities": {
-            "adds": [],
-            "drops": [
-                "ALL",
-            ],
-        },
+        "capabilities": {"adds": [], "drops": ["ALL"]},
         "cpus": "2",
         "destroyGraceSeconds": 30.0,
         "envs": [
@@ -1034,77 +499,30 @@ EXPECTED: dict[str, dict[str, Any]] = {
             "interval": "2s",
             "retries": 30.0,
             "startPeriod": "20s",
-            "tests": [
-                "CMD",
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                "http://localhost:8080/health",
-            ],
+            "tests": ["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"],
             "timeout": "5s",
         },
         "labels": [
-            {
-                "label": "catalogizer.stack",
-                "value": "catalogizer",
-            },
-            {
-                "label": "catalogizer.role",
-                "value": "api",
-            },
-            {
-                "label": "catalogizer.replica",
-                "value": "0",
-            },
+            {"label": "catalogizer.stack", "value": "catalogizer"},
+            {"label": "catalogizer.role", "value": "api"},
+            {"label": "catalogizer.replica", "value": "0"},
         ],
         "logDriver": "json-file",
-        "logOpts": {
-            "max-file": "5",
-            "max-size": "10m",
-        },
+        "logOpts": {"max-file": "5", "max-size": "10m"},
         "memory": 2048.0,
         "memorySwap": 2048.0,
         "mounts": [
-            {
-                "readOnly": True,
-                "source": "/opt/catalogizer/media",
-                "target": "/media",
-                "type": "bind",
-            },
-            {
-                "source": "catalogizer-api-logs",
-                "target": "/app/logs",
-                "type": "volume",
-            },
+            {"readOnly": True, "source": "/opt/catalogizer/media", "target": "/media", "type": "bind"},
+            {"source": "catalogizer-api-logs", "target": "/app/logs", "type": "volume"},
         ],
         "networksAdvanced": [
-            {
-                "aliases": [
-                    "api",
-                    "{apiAlias}",
-                ],
-                "name": "catalogizer-front",
-            },
-            {
-                "aliases": [
-                    "api",
-                ],
-                "name": "catalogizer-back",
-            },
+            {"aliases": ["api", "{apiAlias}"], "name": "catalogizer-front"},
+            {"aliases": ["api"], "name": "catalogizer-back"},
         ],
         "restart": "unless-stopped",
-        "securityOpts": [
-            "no-new-privileges:true",
-        ],
+        "securityOpts": ["no-new-privileges:true"],
         "stopTimeout": 30.0,
-        "ulimits": [
-            {
-                "hard": 512.0,
-                "name": "nproc",
-                "soft": 512.0,
-            },
-        ],
+        "ulimits": [{"hard": 512.0, "name": "nproc", "soft": 512.0}],
         "wait": True,
         "waitTimeout": 180.0,
     },
