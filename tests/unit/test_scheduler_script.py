@@ -246,6 +246,8 @@ def test_serve_runs_at_each_firing_and_stops_on_sigterm(
         "PG_CONTAINER": "",
         "PGUSER": "u",
         "PGDATABASE": "d",
+        # No metrics endpoint: a unit test opens no port (9188 may be in use by anything else).
+        "BACKUP_METRICS_PORT": "0",
     }.items():
         monkeypatch.setenv(name, value)
     _status(status_path, started=1.0, lastSuccess=2.0)
