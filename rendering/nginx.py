@@ -161,7 +161,7 @@ http {{
 
     limit_req_zone $binary_remote_addr zone=api_limit:10m rate=10r/s;
     limit_req_zone $binary_remote_addr zone=auth_limit:10m rate=5r/s;
-    limit_req_zone $binary_remote_addr zone=health_limit:10m rate=10r/s;
+    limit_req_zone $binary_remote_addr zone=health_limit:10m rate=20r/s;
     limit_req_zone $binary_remote_addr zone=ws_limit:10m rate=2r/s;
     # Requests in progress per client; WebSockets and uploads have their own budgets so an
     # open socket or a slow upload does not use up the client's API budget.

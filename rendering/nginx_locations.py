@@ -33,8 +33,9 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 # so an idle keep-alive connection holds none; see the zones in rendering/nginx.py.
 API_CONN = 10
 AUTH_CONN = 5
-# /health: 10 r/s with a burst of 20 per client (rendering/nginx.py) is generous for load
-# balancer, monitoring and deploy-time probes, and still caps one client's share of the API.
+# /health: 20 r/s with a burst of 40 per client (rendering/nginx.py) is generous for load
+# balancer, monitoring and deploy-time probes (the rehearsal's update probe sends 16/s, so it
+# measures the deployment, not the limiter), and still caps one client's share of the API.
 HEALTH_CONN = 4
 UPLOAD_CONN = 2
 WS_CONN = 10
@@ -158,7 +159,7 @@ def health_location(site: NginxSite) -> str:
     return f"""\
 location = /health {{
     access_log off;
-{indent(_limits("addr", HEALTH_CONN, "health_limit", 20), 1)}
+{indent(_limits("addr", HEALTH_CONN, "health_limit", 40), 1)}
 {indent(_proxy_to_api(site), 1)}
 }}"""
 

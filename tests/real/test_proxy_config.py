@@ -166,9 +166,9 @@ class Loop:
                     self.failures.append(str(status))
             except OSError as exc:
                 self.failures.append(type(exc).__name__)
-            # Within one client's /health budget (10 r/s, burst 20: rendering/nginx.py's health_limit
+            # Within one client's /health budget (20 r/s, burst 40: rendering/nginx.py's health_limit
             # zone); faster, nginx answers 429 by design and the loop would measure the limiter.
-            time.sleep(0.125)
+            time.sleep(0.0625)
 
     def __enter__(self) -> Loop:
         self._thread.start()

@@ -65,9 +65,9 @@ class ClientLoop:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    # nginx allows one client 10 requests/s to /health (rendering/nginx.py, issue 10): the loop is
+    # nginx allows one client 20 requests/s to /health (rendering/nginx.py, issue 10): the loop is
     # one client and stays under that, so any non-200 is the deployment's fault, not the limiter's.
-    MAX_RATE = 8.0
+    MAX_RATE = 16.0
 
     def _run(self) -> None:
         last_ok = time.monotonic()

@@ -23,7 +23,7 @@ PROXY = [
 ]
 AUTH_LOCATION = "location ~ ^/api/v1/(auth|login|register)(/|$)"
 UPLOAD_LOCATION = "location ~ ^/api/v1/(copy|subtitles)/upload$"
-HEALTH = ["access_log off;", "limit_req zone=health_limit burst=20 nodelay;", "limit_conn addr 4;", *PROXY]
+HEALTH = ["access_log off;", "limit_req zone=health_limit burst=40 nodelay;", "limit_conn addr 4;", *PROXY]
 ACME = [
     "limit_req zone=api_limit burst=20 nodelay;",
     "limit_conn addr 10;",
@@ -255,7 +255,7 @@ def test_http_block_values() -> None:
         "}",
         "limit_req_zone $binary_remote_addr zone=api_limit:10m rate=10r/s;",
         "limit_req_zone $binary_remote_addr zone=auth_limit:10m rate=5r/s;",
-        "limit_req_zone $binary_remote_addr zone=health_limit:10m rate=10r/s;",
+        "limit_req_zone $binary_remote_addr zone=health_limit:10m rate=20r/s;",
         "limit_req_zone $binary_remote_addr zone=ws_limit:10m rate=2r/s;",
         "limit_conn_zone $binary_remote_addr zone=addr:10m;",
         "limit_conn_zone $binary_remote_addr zone=ws_conn:10m;",
