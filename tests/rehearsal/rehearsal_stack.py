@@ -177,6 +177,13 @@ class Stack:
         timeout: float = 10,
         context: ssl.SSLContext | None = None,
     ) -> tuple[int, bytes]:
+        status, _, data = self._request(method, path, body, timeout, context)
+        return status, data
+
+    def _request(
+        self, method: str, path: str, body: dict | None, timeout: float, context: ssl.SSLContext | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request to nginx over TLS on 127.0.0.1; headers with lower-case names."""
         context = context or self._context_cached()
         sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
         conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=timeout, context=context)
@@ -186,7 +193,7 @@ class Stack:
             headers = {"Content-Type": "application/json"} if data is not None else {}
             conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
-            return response.status, response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
             conn.close()
 
@@ -197,17 +204,8 @@ class Stack:
         return self._ctx
 
     def https_headers(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """Like https(), with the response headers (lower-case names)."""
-        context = self._context_cached()
-        sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=10)
-        conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=10, context=context)
-        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            conn.close()
+        """GET like https(), with the response headers (lower-case names)."""
+        return self._request("GET", path, None, 10, None)
 
     def api_image_id(self) -> str:
         """The image the serving API containers run."""
