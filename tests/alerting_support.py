@@ -26,28 +26,11 @@ from images import tags
 from program import Deployment, Registered
 from services import SCRIPTS
 
-from components.backup_scheduler import DOCKERFILE
-from components.hook_support import PROJECT_DIR
 from components.postgres import postgres_uid
 from components.proxy import LIVE_DIR
 from rendering.alerts import RuleParams, alert_rules, render_alert_rules
 
 NS = 1_000_000_000
-SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
-
-
-def build_scheduler(scope: DockerScope) -> str:
-    """The scheduler image as components/backup_scheduler.py builds it, on the test PostgreSQL."""
-    image, _ = scope.client.images.build(
-        path=str(PROJECT_DIR),
-        dockerfile=str(DOCKERFILE.relative_to(PROJECT_DIR)),
-        buildargs={"BASE_IMAGE": tags.POSTGRES},
-        tag=SCHEDULER_TAG,
-        rm=True,
-    )
-    return str(image.id)
-
-
 def uploads(container: Registered) -> dict[str, dict[str, Any]]:
     return {u["file"]: u for u in container.inputs.get("uploads", [])}
 

@@ -23,7 +23,9 @@ from docker.models.volumes import Volume
 from docker_harness import DockerScope, free_port, healthcheck, http_request, wait_healthy
 from images import tags
 
+from components.backup_scheduler import DOCKERFILE as SCHEDULER_DOCKERFILE
 from components.container_defaults import HARDENING, TMPFS_OPTIONS
+from components.hook_support import PROJECT_DIR
 from rendering.nginx import NginxSite, render_nginx_conf
 from rendering.redis import CONF_PATH as REDIS_CONF_PATH
 from rendering.redis import render_redis_conf
@@ -227,3 +229,22 @@ def run_hook(script: Path, env: dict[str, str], timeout: float = 300) -> subproc
     return subprocess.run(
         [sys.executable, str(script)], env=full, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
+
+
+def build_scheduler(scope: DockerScope) -> str:
+    """The scheduler image as components/backup_scheduler.py builds it, on the test PostgreSQL.
+
+    Docker's layer cache makes this near-instant after the first build.
+    """
+    image, _ = scope.client.images.build(
+        path=str(PROJECT_DIR),
+        dockerfile=str(SCHEDULER_DOCKERFILE.relative_to(PROJECT_DIR)),
+        buildargs={"BASE_IMAGE": tags.POSTGRES},
+        tag=SCHEDULER_TAG,
+        rm=True,
+    )
+    return str(image.id)
+

@@ -22,10 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from alerting_support import apply_proxy_config, build_scheduler, launch
+from alerting_support import apply_proxy_config, launch
 from docker_harness import DockerScope, http_request, wait_healthy
 from images import tags
-from services import SCRIPTS, run_hook
+from services import SCRIPTS, build_scheduler, run_hook
 from workspace import Workspace
 
 from components.alertmanager import CONF_PATH as ALERTMANAGER_CONF

@@ -10,25 +10,7 @@ import time
 from pathlib import Path
 
 from docker_harness import DockerScope, healthcheck, wait_health_status
-from images import tags
-from services import psql_exec, start_postgres
-
-from components.backup_scheduler import DOCKERFILE
-from components.hook_support import PROJECT_DIR
-
-SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
-
-
-def build_scheduler(scope: DockerScope) -> str:
-    # Docker's layer cache makes this near-instant after the first build.
-    image, _ = scope.client.images.build(
-        path=str(PROJECT_DIR),
-        dockerfile=str(DOCKERFILE.relative_to(PROJECT_DIR)),
-        buildargs={"BASE_IMAGE": tags.POSTGRES},
-        tag=SCHEDULER_TAG,
-        rm=True,
-    )
-    return image.id
+from services import build_scheduler, psql_exec, start_postgres
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

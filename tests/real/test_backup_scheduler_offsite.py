@@ -19,14 +19,8 @@ from pathlib import Path
 from alerting_support import promtool_alerts_on, scheduler_metrics
 from docker.models.containers import Container
 from docker_harness import DockerScope, healthcheck, wait_health_status
-from images import tags
 from offsite_targets import PREFLIGHT, local_target, preflight_env
-from services import psql_exec, start_postgres
-
-from components.backup_scheduler import DOCKERFILE
-from components.hook_support import PROJECT_DIR
-
-SCHEDULER_TAG = "catalogizer-test/backup-scheduler:latest"
+from services import build_scheduler, psql_exec, start_postgres
 
 
 def status_of(scheduler: Container) -> dict:
@@ -37,13 +31,7 @@ def status_of(scheduler: Container) -> dict:
 def test_scheduled_push_check_and_drill_and_a_failed_push_is_unhealthy(
     docker_scope: DockerScope, tmp_path: Path
 ) -> None:
-    image, _ = docker_scope.client.images.build(
-        path=str(PROJECT_DIR),
-        dockerfile=str(DOCKERFILE.relative_to(PROJECT_DIR)),
-        buildargs={"BASE_IMAGE": tags.POSTGRES},
-        tag=SCHEDULER_TAG,
-        rm=True,
-    )
+    image = build_scheduler(docker_scope)
     network = docker_scope.network()
     pg_password, repo_password = os.urandom(12).hex(), "repo-" + os.urandom(16).hex()
     pg = start_postgres(docker_scope, network, docker_scope.volume("pg-data"), pg_password)
@@ -59,7 +47,7 @@ def test_scheduled_push_check_and_drill_and_a_failed_push_is_unhealthy(
     def start(name: str, repository: str, backups: Path) -> Container:
         backups.mkdir(parents=True, exist_ok=True)
         return docker_scope.container(
-            image.id,
+            image,
             name,
             network=network,
             environment={

@@ -96,6 +96,12 @@ class ClientLoop:
             time.sleep(max(self.pause, 1 / self.MAX_RATE - (time.monotonic() - sent_at)))
         self.stats.longest_gap = max(self.stats.longest_gap, time.monotonic() - last_ok)
 
+    def run_until(self, sent: int, timeout: float) -> None:
+        """Let the loop go on until it has sent `sent` requests; bounded by `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.stats.sent < sent and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.1)
+
     def __enter__(self) -> ClientLoop:
         self._thread.start()
         time.sleep(0.5)
@@ -184,6 +190,13 @@ class Stack:
         timeout: float = 10,
         context: ssl.SSLContext | None = None,
     ) -> tuple[int, bytes]:
+        status, _, data = self._request(method, path, body, timeout, context)
+        return status, data
+
+    def _request(
+        self, method: str, path: str, body: dict | None, timeout: float, context: ssl.SSLContext | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request to nginx over TLS on 127.0.0.1; headers with lower-case names."""
         context = context or self._context_cached()
         sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
         # The stack's public name for SNI and Host: nginx drops any other name (issue 10).
@@ -194,7 +207,7 @@ class Stack:
             headers = {"Content-Type": "application/json"} if data is not None else {}
             conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
-            return response.status, response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
         finally:
             conn.close()
 
@@ -205,17 +218,8 @@ class Stack:
         return self._ctx
 
     def https_headers(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """Like https(), with the response headers (lower-case names)."""
-        context = self._context_cached()
-        sock = socket.create_connection(("127.0.0.1", self.https_port), timeout=10)
-        conn = http.client.HTTPSConnection("localhost", self.https_port, timeout=10, context=context)
-        conn.sock = context.wrap_socket(sock, server_hostname="localhost")
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            conn.close()
+        """GET like https(), with the response headers (lower-case names)."""
+        return self._request("GET", path, None, 10, None)
 
     def api_image_id(self) -> str:
         """The image the serving API containers run."""

@@ -50,7 +50,10 @@ def disaster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def rows(stack: Stack) -> str:
     pg = stack.scope.client.containers.get(stack.outputs["containers"]["postgres"])
-    result = pg.exec_run(["psql", "-U", "catalogizer", "-d", "catalogizer", "-tAc", ROWS_MD5])
+    # pg_hba.conf has no `trust` line (issue 10): the superuser authenticates even on the socket.
+    password = stack.outputs["postgresPassword"]
+    command = ["psql", "-U", "catalogizer", "-d", "catalogizer", "-tAc", ROWS_MD5]
+    result = pg.exec_run(command, environment={"PGPASSWORD": password})
     assert result.exit_code == 0, result.output
     return result.output.decode().strip()
 
