@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from docker.models.networks import Network
 from docker_harness import DockerScope, free_port
 from images import tags
 from program import stack_config
@@ -260,6 +261,10 @@ class Stack:
         say(self.pytest_config, line)
 
     # -- teardown --------------------------------------------------------------------------
+    def networks(self) -> list[Network]:
+        """The stack's networks on the engine, by the stack label every network carries (front and back)."""
+        return self.scope.client.networks.list(filters={"label": f"catalogizer.stack={self.prefix}"})
+
     def remove_everything(self) -> list[str]:
         """Destroy through the engine, then remove whatever is left, protected volumes included."""
         problems: list[str] = []
@@ -281,7 +286,7 @@ class Stack:
         # Anything named after the prefix (e.g. the runbook anchor's hand-run container).
         for container in client.containers.list(all=True, filters={"name": self.prefix}):
             self.scope.track_container(container.id)
-        for net in client.networks.list(names=[f"{self.prefix}-net"]):
+        for net in self.networks():
             self.scope.track_network(net.id)
         for vol in client.volumes.list():
             if vol.name.startswith(self.prefix + "-"):

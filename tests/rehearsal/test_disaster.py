@@ -59,7 +59,7 @@ def rows(stack: Stack) -> str:
 
 
 def lose_the_host(stack: Stack) -> list[str]:
-    """Everything the stack had on this host: containers, volumes (protected too), network, dumps."""
+    """Everything the stack had on this host: containers, volumes (protected too), networks, dumps."""
     client = stack.scope.client
     lost = []
     for container in client.containers.list(all=True, filters={"label": f"catalogizer.stack={stack.prefix}"}):
@@ -69,7 +69,11 @@ def lose_the_host(stack: Stack) -> list[str]:
         if volume.name.startswith(stack.prefix + "-"):
             volume.remove(force=True)
             lost.append(volume.name)
-    for network in client.networks.list(names=[f"{stack.prefix}-net"]):
+    # Both networks (issue 10's front and back). A left one would not be adopted by the new state:
+    # the provider creates networks without CheckDuplicate (terraform-provider-docker
+    # resource_docker_network_funcs.go, resourceDockerNetworkCreate), so the engine would then hold
+    # two of that name and every container joining it fails as "ambiguous".
+    for network in stack.networks():
         network.remove()
         lost.append(network.name)
     shutil.rmtree(stack.backups)

@@ -564,6 +564,7 @@ def test_6_destroy_and_reup(stack: Stack) -> None:
     stack.require("5")
     started = time.monotonic()
     client = stack.scope.client
+    assert sorted(n.name for n in stack.networks()) == [f"{stack.prefix}-back", f"{stack.prefix}-front"]
     destroyed = stack.rehearsal.destroy()
     kept = sorted(v for v in destroyed.kept_protected if v.startswith(stack.prefix))
     assert kept == sorted([f"{stack.prefix}-postgres-data", f"{stack.prefix}-redis-data"])
@@ -571,7 +572,7 @@ def test_6_destroy_and_reup(stack: Stack) -> None:
     assert "secrets-postgresPassword" in destroyed.kept_protected
     say(stack.pytest_config, f"[rehearsal] destroy kept protected: {', '.join(sorted(destroyed.kept_protected))}")
     assert client.containers.list(all=True, filters={"label": f"catalogizer.stack={stack.prefix}"}) == []
-    assert client.networks.list(names=[f"{stack.prefix}-net"]) == []
+    assert stack.networks() == []
     left = sorted(v.name for v in client.volumes.list() if v.name.startswith(stack.prefix + "-"))
     assert left == kept
 
