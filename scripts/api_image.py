@@ -39,7 +39,9 @@ def image_id(reference: str) -> str | None:
 
 
 def build(reference: str, tag: str, context: str, dockerfile: str, args: dict[str, str], platform: str) -> None:
-    argv = ["build", "--platform", platform, "--file", dockerfile, "--tag", reference]
+    # --force-rm: the classic builder otherwise leaves the failed step's container on the host; BuildKit
+    # keeps none, and buildx accepts the flag as a hidden no-op (docker/buildx commands/build.go).
+    argv = ["build", "--force-rm", "--platform", platform, "--file", dockerfile, "--tag", reference]
     argv += ["--label", f"{VERSION_LABEL}={tag}"]
     for key, value in sorted(args.items()):
         argv += ["--build-arg", f"{key}={value}"]

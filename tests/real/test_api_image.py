@@ -72,7 +72,9 @@ def test_each_version_is_built_once_and_kept_versions_switch_without_a_build(rep
 
 
 def test_a_failed_build_names_the_step_and_tags_nothing(repository: str, tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text(f"FROM {tags.BASE}\nRUN exit 3\n")
+    # A marker only this run's failing step carries, to find the container a build could leave behind.
+    marker = f"exit 3 # {tmp_path.name}"
+    (tmp_path / "Dockerfile").write_text(f"FROM {tags.BASE}\nRUN {marker}\n")
     result = run_hook(
         API_IMAGE,
         {
@@ -88,3 +90,7 @@ def test_a_failed_build_names_the_step_and_tags_nothing(repository: str, tmp_pat
     assert f"API image failed: docker build of {repository}:broken failed" in result.stderr
     inspect = subprocess.run(["docker", "image", "inspect", f"{repository}:broken"], capture_output=True, check=False)
     assert inspect.returncode != 0
+    left = subprocess.run(["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"], capture_output=True)
+    leftovers = [line.split()[0] for line in left.stdout.decode().splitlines() if marker in line]
+    subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False) if leftovers else None
+    assert leftovers == [], "the failed step's container must not stay on the host"

@@ -295,7 +295,9 @@ def test_checkout_with_empty_submodules_does_not_build(docker_scope: DockerScope
     tag = docker_scope.name("nosubmodules").lower() + ":test"
     try:
         proc = subprocess.run(
-            ["docker", "build", "-q", "-t", tag, "-f", str(checkout / tags.STANDIN_DOCKERFILE), str(checkout)],
+            # --force-rm: the failing step's container would otherwise stay behind (classic builder).
+            ["docker", "build", "-q", "--force-rm", "-t", tag, "-f", str(checkout / tags.STANDIN_DOCKERFILE)]
+            + [str(checkout)],
             capture_output=True,
             text=True,
             timeout=300,
