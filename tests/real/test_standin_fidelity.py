@@ -293,11 +293,11 @@ def test_checkout_with_empty_submodules_does_not_build(docker_scope: DockerScope
         shutil.rmtree(module)
         module.mkdir()
     tag = docker_scope.name("nosubmodules").lower() + ":test"
+    # --force-rm: the failing step's container would otherwise stay behind (classic builder).
+    argv = ["docker", "build", "-q", "--force-rm", "-t", tag, "-f", str(checkout / tags.STANDIN_DOCKERFILE)]
     try:
         proc = subprocess.run(
-            # --force-rm: the failing step's container would otherwise stay behind (classic builder).
-            ["docker", "build", "-q", "--force-rm", "-t", tag, "-f", str(checkout / tags.STANDIN_DOCKERFILE)]
-            + [str(checkout)],
+            [*argv, str(checkout)],
             capture_output=True,
             text=True,
             timeout=300,
