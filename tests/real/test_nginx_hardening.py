@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from certs import make_ca
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -228,25 +229,13 @@ def _ca_issued_pki(directory: Path, *, ocsp: bool) -> Pki:
     """A leaf like a public CA issues it (90 days, revocation info, chain in the same file),
     so testssl rates our configuration and not the shortcuts of a throwaway test certificate."""
     now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "catalogizer-deploy test issuing CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    issuer = make_ca("catalogizer-deploy test issuing CA", valid_days=365)
     key = ec.generate_private_key(ec.SECP256R1())
     crl = x509.UniformResourceIdentifier("http://127.0.0.1:9/ca.crl")
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
+        .issuer_name(issuer.name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -264,11 +253,11 @@ def _ca_issued_pki(directory: Path, *, ocsp: bool) -> Pki:
             x509.AuthorityInformationAccess([x509.AccessDescription(AuthorityInformationAccessOID.OCSP, responder)]),
             critical=False,
         )
-    leaf = builder.sign(ca_key, hashes.SHA256())
+    leaf = builder.sign(issuer.key, hashes.SHA256())
     pem = serialization.Encoding.PEM
     pki = Pki(directory / "ca.pem", directory / "fullchain.pem", directory / "key.pem")
-    pki.ca_path.write_bytes(ca.public_bytes(pem))
-    pki.cert_path.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    pki.ca_path.write_bytes(issuer.pem())
+    pki.cert_path.write_bytes(leaf.public_bytes(pem) + issuer.pem())
     pki.key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     pki.key_path.chmod(0o600)
     return pki
