@@ -79,6 +79,11 @@ HARDENING: dict[str, Hardening] = {
     # see docs/security.md (config.json is written next to the binary in /app).
     "api": Hardening(nproc=512, cpus="2"),
     "backup-scheduler": Hardening(read_only=True, tmpfs=("/tmp", "/var/lib/catalogizer-backup"), nproc=64),
+    # The ACME sidecar (components/acme.py) keeps the image's root, with no capability at all:
+    # it signals nginx's master, which is root, and the kernel lets a process signal one of its
+    # own uid without CAP_KILL (kill(2)); the files it writes are root's 0600, which nginx's
+    # master (root without CAP_DAC_OVERRIDE) can read only as their owner.
+    "acme": Hardening(read_only=True, tmpfs=("/tmp",), nproc=64, cpus="0.25"),
     "prometheus": Hardening(nproc=256, cpus="1"),
     "grafana": Hardening(nproc=256),
     # Uploads its config (the provider's upload at "/" needs a writable root).

@@ -295,14 +295,15 @@ def render_alertmanager_yml(route: AlertRoute) -> str:
     return _dump("Alertmanager configuration", document)
 
 
-def render_blackbox_yml(server_name: str, ca_file: str | None) -> str:
+def render_blackbox_yml(server_name: str, ca_file: str | None, tls_on: bool | None = None) -> str:
     """Blackbox exporter module ``public_health``: GET /health, 200 expected.
 
     The probe connects to nginx on the stack's network but presents the public name (SNI and
     Host), so it checks the certificate and virtual host the public URL serves. With
     ``ca_file`` (TLS on) the certificate must verify against it: the stack's own certificate,
     which Go's verifier accepts as a trust anchor for itself (crypto/x509 Verify); expiry is
-    then ``probe_ssl_earliest_cert_expiry``. Without it (tls.mode=off) plain HTTP is probed.
+    then ``probe_ssl_earliest_cert_expiry``. Without it (tls.mode=off) plain HTTP is probed,
+    unless ``tls_on`` (tls.mode=acme with a public CA): then the system's roots verify it.
     """
     if not isinstance(server_name, str) or not server_name or any(c.isspace() or c in "/:" for c in server_name):
         raise ValueError(f"server_name={server_name!r} is invalid: must be a host name")
@@ -312,8 +313,8 @@ def render_blackbox_yml(server_name: str, ca_file: str | None) -> str:
         "headers": {"Host": server_name},
         "preferred_ip_protocol": "ip4",
     }
-    if ca_file is not None:
+    if tls_on if tls_on is not None else ca_file is not None:
         http["fail_if_not_ssl"] = True
-        http["tls_config"] = {"server_name": server_name, "ca_file": ca_file}
+        http["tls_config"] = {"server_name": server_name, **({"ca_file": ca_file} if ca_file else {})}
     module = {"prober": "http", "timeout": "5s", "http": http}
     return _dump("blackbox exporter modules", {"modules": {BLACKBOX_MODULE: module}})
