@@ -160,7 +160,10 @@ def nginx_test(slot_dir: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="nginx-test-", dir="/tmp"))
     conf = work / "nginx.conf"
     conf.write_text(
-        f"""error_log stderr;
+        # `user root`: as root, nginx -t chowns its temp folders to the worker user
+        # (ngx_create_paths); to root, the owner they already have, needs no CAP_CHOWN.
+        f"""user root;
+error_log stderr;
 pid {work}/nginx.pid;
 events {{}}
 http {{
@@ -196,8 +199,9 @@ def reload_nginx() -> None:
     # PID 1 of the shared PID namespace is nginx's master (components/acme.py sets pid_mode);
     # SIGHUP makes it re-read its configuration and certificates and replace its workers
     # gracefully (nginx docs, "Controlling nginx").
+    # nginx retitles its master "nginx: master process <argv>" (ngx_setproctitle).
     cmdline = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0]
-    if not cmdline.endswith(b"nginx"):
+    if not cmdline.startswith(b"nginx: master process"):
         raise AcmeError(f"PID 1 is {cmdline.decode(errors='replace')!r}, not nginx: is the PID namespace shared?")
     os.kill(1, signal.SIGHUP)
 

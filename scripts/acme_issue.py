@@ -26,6 +26,8 @@ def issue(container: str, timeout: int) -> dict[str, object]:
     result = docker(["exec", "--", container, "python3", "/app/acme_client.py", "issue"], timeout=timeout)
     if result.returncode != 0:
         message = scrub(result.stderr.decode(errors="replace")).strip() or f"exit {result.returncode}"
+        # The sidecar marks its own lines "acme: " for its container log; here the hook's prefix says it.
+        message = message.removeprefix("acme: ")
         raise HookError(f"{message}\nThe certificate nginx served before still serves.")
     lines = result.stdout.decode(errors="replace").strip().splitlines()
     try:
