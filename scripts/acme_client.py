@@ -7,7 +7,8 @@ and PID namespaces: 127.0.0.1:443 is nginx, and PID 1 is nginx's master process.
     loop      every ACME_CHECK_SECONDS (twice a day): renew when the certificate is within
               ACME_RENEW_DAYS of expiry; the result is kept for --check.
     issue     once, now (the deploy hook scripts/acme_issue.py runs it with `docker exec`):
-              obtain a certificate if none was, renew if due, and make sure nginx serves it.
+              obtain a certificate if this ACME server issued none yet, renew if due (asking
+              the server only then), and make sure nginx serves it.
     renew     like issue, but always asks for a new certificate (the operator's forced renewal).
     --check   the container's health check: exit 1 when the last attempt failed.
 
@@ -20,7 +21,8 @@ Applying a certificate, with nothing replaced:
   4. a TLS handshake to 127.0.0.1 must present the new leaf; otherwise `current` is flipped
      back and nginx reloaded again. The previous certificate serves whenever anything fails.
 
-stdout of issue/renew is one JSON object: status, renewed, notAfter, serial, sha256, certificate.
+stdout of issue/renew is one JSON object: status, renewed (nginx got a new certificate), asked
+(the ACME server was asked), notAfter, serial, sha256, certificate.
 A failure exits 1 with lego's own account of the ACME server's answer (DNS, challenge, rate limit).
 """
 
@@ -63,8 +65,13 @@ def env(name: str, default: str | None = None) -> str:
 
 
 def paths() -> tuple[Path, Path, str]:
-    """(lego's --path, the served-certificates folder, the domain)."""
-    return Path(env("ACME_PATH")), Path(env("ACME_CERTS")), env("ACME_DOMAIN")
+    """(lego's --path, the served-certificates folder, the domain).
+
+    lego keeps one `certificates/` folder whatever the server (cmd/certs_storage.go), so each
+    ACME directory gets a folder of its own: after a switch (staging to production, say) the
+    new server issues a certificate of its own instead of "renewing" the other's."""
+    server_key = hashlib.sha256(env("ACME_SERVER").encode()).hexdigest()[:16]
+    return Path(env("ACME_PATH")) / server_key, Path(env("ACME_CERTS")), env("ACME_DOMAIN")
 
 
 def lego_argv(command: str, days: int | None) -> list[str]:
@@ -110,6 +117,20 @@ def lego_env() -> dict[str, str]:
         path.write_text(bundle)
         env_vars["LEGO_CA_CERTIFICATES"] = str(path)
     return env_vars
+
+
+def due(chain: str) -> bool:
+    """True when the leaf expires within ACME_RENEW_DAYS (openssl x509 -checkend exits 1)."""
+    seconds = int(env("ACME_RENEW_DAYS", "30")) * 86400
+    result = subprocess.run(
+        ["openssl", "x509", "-noout", "-checkend", str(seconds)],
+        input=leaf(chain),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode != 0
 
 
 def run_lego(force: bool) -> None:
@@ -284,8 +305,13 @@ def attempt(force: bool) -> dict[str, object]:
     with open(LOCK_FILE, "w") as lock:
         # One attempt at a time: the loop and a deploy hook's `docker exec` may meet here.
         fcntl.flock(lock, fcntl.LOCK_EX)
-        run_lego(force)
-        chain = (lego_path / "certificates" / f"{domain}.crt").read_text()
+        issued = lego_path / "certificates" / f"{domain}.crt"
+        # Nothing due: the ACME server is not asked at all, so an outage of it costs nothing
+        # until a renewal is due (and then 30 days of retries before the certificate expires).
+        asked = force or not issued.exists() or due(issued.read_text())
+        if asked:
+            run_lego(force)
+        chain = issued.read_text()
         key = (lego_path / "certificates" / f"{domain}.key").read_text()
         served = certs / "current" / "fullchain.pem"
         renewed = not served.exists() or fingerprint(served.read_text()) != fingerprint(chain)
@@ -298,7 +324,7 @@ def attempt(force: bool) -> dict[str, object]:
                 reload_nginx()
                 if confirm(domain, int(env("ACME_HTTPS_PORT", "443")), fingerprint(chain), 30) is not None:
                     raise AcmeError("nginx does not present the issued certificate after a reload")
-    return {"status": "ok", "renewed": renewed, **describe(chain)}
+    return {"status": "ok", "renewed": renewed, "asked": asked, **describe(chain)}
 
 
 def record(status: dict[str, object]) -> None:

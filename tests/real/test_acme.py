@@ -307,7 +307,7 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     issued = stack.issue()
     assert issued.returncode == 0, issued.stderr
     summary = json.loads(issued.stdout)
-    assert summary["status"] == "ok" and summary["renewed"] is True
+    assert summary["status"] == "ok" and summary["renewed"] is True and summary["asked"] is True
     root = stack.pebble_root()
     first = served_leaf(stack, root)  # raises unless the chain verifies against Pebble's root alone
     assert sha256(first) == summary["sha256"]
@@ -321,10 +321,10 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     code, modes = stack.client_shell(f"stat -c '%a %u' {CERTS_DIR}/current/key.pem")
     assert (code, modes.strip()) == (0, "600 0")
 
-    # A second issue with nothing due changes nothing.
+    # A second issue with nothing due changes nothing and asks no ACME server.
     again = stack.issue()
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["renewed"] is False
+    assert json.loads(again.stdout)["renewed"] is False and json.loads(again.stdout)["asked"] is False
 
     # 2. A forced renewal under a client loop: no failed request, the same nginx container.
     with Loop(stack.https_port, root) as loop:
@@ -352,16 +352,27 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     assert sha256(served_leaf(stack, root)) == renewed["sha256"]
     assert stack.client("--check")[0] == 1
 
-    # 4. Pebble unreachable: the renewal fails naming the connection, the certificate still serves.
+    # 4. Pebble unreachable. With nothing due the deploy hook asks no server and succeeds; a
+    #    renewal (forced here) fails naming the server, and the certificate still serves.
     stack.pebble.stop(timeout=5)
+    quiet = stack.issue()
+    assert quiet.returncode == 0, quiet.stderr
+    assert json.loads(quiet.stdout)["asked"] is False
+    assert json.loads(quiet.stdout)["sha256"] == renewed["sha256"]
     code, out = stack.client("renew")
     assert code == 1
     assert f"pebble:{PEBBLE_PORT}" in out, out
     assert sha256(served_leaf(stack, root)) == renewed["sha256"]
+    # Without a certificate from this server (as on a first deploy, or a new acmeServer), the
+    # deploy hook must ask, and fails with the server's reason; nginx keeps what it served.
+    code, _ = stack.client_shell(f"rm -r {DATA_DIR}/*/certificates")
+    assert code == 0
     failed = stack.issue()
-    print(f"[acme] pebble unreachable: {failed.stderr.strip().splitlines()[-2]}")
     assert failed.returncode == 1
+    print(f"[acme] pebble unreachable: {failed.stderr.strip().splitlines()[-2]}")
     assert failed.stderr.startswith("ACME certificate: the ACME server did not issue a certificate")
+    assert f"pebble:{PEBBLE_PORT}" in failed.stderr
     assert "The certificate nginx served before still serves." in failed.stderr
+    assert sha256(served_leaf(stack, root)) == renewed["sha256"]
     check_code, check_out = stack.client("--check")
     assert check_code == 1 and "last ACME attempt failed" in check_out

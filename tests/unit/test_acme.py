@@ -16,6 +16,7 @@ EMAIL = "ops@example.com"
 ISSUED = {
     "status": "ok",
     "renewed": True,
+    "asked": True,
     "notAfter": "2027-02-27T09:00:00Z",
     "serial": "0a1b",
     "sha256": "f" * 64,
@@ -185,7 +186,9 @@ def test_health_check_trusts_the_ca_bundle_when_given(workspace: Workspace) -> N
 def test_outputs_follow_the_served_certificate(acme: Deployment) -> None:
     assert acme.outputs["tlsExpiry"] == ISSUED["notAfter"]
     assert acme.outputs["tlsCertificate"] == ISSUED["certificate"]
-    assert acme.outputs["acme"] == {k: ISSUED[k] for k in ("status", "renewed", "notAfter", "serial", "sha256")}
+    assert acme.outputs["acme"] == {
+        k: ISSUED[k] for k in ("status", "renewed", "asked", "notAfter", "serial", "sha256")
+    }
     assert acme.outputs["containers"]["acme"] == "catalogizer-acme"
 
 
