@@ -115,7 +115,8 @@ class Acme(pulumi.ComponentResource):
                 docker.ContainerMountArgs(target=CERTS_DIR, type="volume", source=args.volumes["acme-certs"]),
                 docker.ContainerMountArgs(target=WEBROOT, type="volume", source=args.volumes["acme-challenge"]),
             ],
-            healthcheck=healthcheck(["CMD", "python3", "/app/acme_client.py", "--check"], interval=30, retries=2),
+            # Every 10 s: the first check (and so `wait`) passes 10 s after the start, not 30.
+            healthcheck=healthcheck(["CMD", "python3", "/app/acme_client.py", "--check"], interval=10, retries=3),
             **managed_container(settings, "acme", memory_mb=MEMORY_MB),
             opts=container_options(self, fixed_name=True, depends_on=[args.nginx, *args.wait_for]),
         )

@@ -49,7 +49,9 @@ SLOTS = ("a", "b")
 FORCE_DAYS = 36500
 LOCK_FILE = "/tmp/acme.lock"
 STATUS_FILE = "/tmp/acme-status.json"
-# The last lines of lego's log name the ACME problem (type and detail) it got back.
+# lego logs its progress, then the ACME problem (type and detail) or its own failure; those
+# lines are the reason, else the last few of its log.
+REASON_MARKERS = ("error", "could not", "failed", "unable")
 REASON_LINES = 12
 
 
@@ -143,7 +145,8 @@ def run_lego(force: bool) -> None:
     result = subprocess.run(argv, env=lego_env(), capture_output=True, text=True, timeout=900, check=False)
     if result.returncode != 0:
         lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = "\n".join(lines[-REASON_LINES:]) or f"lego exited {result.returncode}"
+        marked = [line for line in lines if any(m in line.lower() for m in REASON_MARKERS)]
+        reason = "\n".join((marked or lines)[-REASON_LINES:]) or f"lego exited {result.returncode}"
         raise AcmeError(f"the ACME server did not issue a certificate for {domain}:\n{reason}")
 
 
