@@ -20,7 +20,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container, sidecar_image
 from components.hook_support import PROJECT_DIR, docker_env, exported_summary, hook_command
 from settings import Settings
 
@@ -82,19 +82,8 @@ class Acme(pulumi.ComponentResource):
     def __init__(self, name: str, args: AcmeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:security:Acme", name, None, opts)
         settings = args.settings
-        image = docker.Image(
-            f"{name}-image",
-            image_name=f"{settings.name_prefix}-acme:latest",
-            build=docker.DockerBuildArgs(
-                context=str(PROJECT_DIR),
-                dockerfile=str(DOCKERFILE),
-                # The stack's nginx: the sidecar's `nginx -t` is the serving nginx's own.
-                args={"BASE_IMAGE": settings.proxy.image},
-                platform=settings.api.platform,
-            ),
-            skip_push=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        # On the stack's nginx image: the sidecar's `nginx -t` is the serving nginx's own.
+        image = sidecar_image(settings, f"{name}-image", "acme", DOCKERFILE, settings.proxy.image, parent=self)
         # The ID, not the name: a replaced nginx has a new one, and pid_mode/network_mode are
         # ForceNew (terraform-provider-docker resource_docker_container.go), so the sidecar
         # follows it instead of pointing at namespaces that are gone.

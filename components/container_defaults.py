@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
+from components.hook_support import PROJECT_DIR
 from settings import LOG_MAX_FILE, LOG_MAX_SIZE, Settings
 
 LABEL_STACK = "catalogizer.stack"
@@ -206,4 +208,24 @@ def healthcheck(
         timeout="5s",
         retries=retries,
         start_period=f"{start_period}s",
+    )
+
+
+def sidecar_image(
+    settings: Settings, name: str, role: str, dockerfile: Path, base_image: str, parent: pulumi.Resource
+) -> docker.Image:
+    """A sidecar's image (backup scheduler, ACME), built on the Docker host from this project's
+    folder (`.dockerignore` lets only scripts/ and dockerfiles/ in) on one of the stack's own
+    images, `BASE_IMAGE`: no registry holds it, and nothing is pushed."""
+    return docker.Image(
+        name,
+        image_name=f"{settings.name_prefix}-{role}:latest",
+        build=docker.DockerBuildArgs(
+            context=str(PROJECT_DIR),
+            dockerfile=str(dockerfile),
+            args={"BASE_IMAGE": base_image},
+            platform=settings.api.platform,
+        ),
+        skip_push=True,
+        opts=pulumi.ResourceOptions(parent=parent),
     )

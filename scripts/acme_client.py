@@ -43,7 +43,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SLOTS = ("a", "b")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hooklib import HookError, env
+
 # lego renews only when fewer days than this are left (cmd_renew.go needRenewal); a forced
 # renewal passes a horizon no certificate reaches.
 FORCE_DAYS = 36500
@@ -55,15 +57,8 @@ REASON_MARKERS = ("error", "could not", "failed", "unable")
 REASON_LINES = 12
 
 
-class AcmeError(Exception):
+class AcmeError(HookError):
     """A failed attempt; the message is for the operator and holds no key material."""
-
-
-def env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
-    if value is None or value == "":
-        raise AcmeError(f"environment variable {name} is not set")
-    return value
 
 
 def paths() -> tuple[Path, Path, str]:
@@ -339,7 +334,7 @@ def record(status: dict[str, object]) -> None:
 def run_once(force: bool) -> int:
     try:
         status = attempt(force)
-    except (AcmeError, OSError, subprocess.TimeoutExpired) as exc:
+    except (HookError, OSError, subprocess.TimeoutExpired) as exc:
         record({"status": "failed", "reason": str(exc)})
         print(f"acme: {exc}", file=sys.stderr, flush=True)
         return 1

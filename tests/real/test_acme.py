@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -35,6 +35,7 @@ from certs import write_self_signed
 from docker.models.containers import Container
 from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
 from images import tags
+from pebble import DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
 from services import SCRIPTS, api_env, hardened_kwargs, start_postgres
 
 from components.acme import CERTS_DIR, DATA_DIR, DOCKERFILE, WEBROOT, sidecar_env
@@ -43,19 +44,15 @@ from components.proxy import HTTP_PORT, LIVE_CONF, LIVE_DIR, TEMP_DIR, render_li
 from rendering.nginx import NginxSite
 from settings import AcmeSettings, Settings
 
-PEBBLE_DIR = Path(__file__).resolve().parents[1] / "images" / "pebble"
-PEBBLE_TAG = "catalogizer-test/pebble:bookworm"
 SIDECAR_TAG = "catalogizer-test/acme-sidecar:latest"
 # nginx's alias on the test network: the name the certificate is for, and where Pebble's VA connects.
 DOMAIN = "catalog.acme.test"
 API_ALIAS = "api-acmeaaaaaaaa"
-PEBBLE_PORT, MANAGEMENT_PORT = 14000, 15000
 
 
-def build_images(scope: DockerScope) -> None:
-    """Pebble and the sidecar as components/acme.py builds it (FROM the stack's nginx image);
-    Docker's layer cache makes both near-instant after the first build."""
-    scope.client.images.build(path=str(PEBBLE_DIR), tag=PEBBLE_TAG, rm=True)
+def build_sidecar(scope: DockerScope) -> None:
+    """The sidecar as components/acme.py builds it (FROM the stack's nginx image); Docker's
+    layer cache makes it near-instant after the first build."""
     scope.client.images.build(
         path=str(PROJECT_DIR),
         dockerfile=str(DOCKERFILE.relative_to(PROJECT_DIR)),
@@ -86,25 +83,10 @@ def https_get(port: int, path: str, ca_pem: str) -> tuple[int, str, bytes]:
 class AcmeStack:
     scope: DockerScope
     https_port: int
-    management_port: int
-    pebble_cert: str
+    pebble: Pebble
     nginx: Container
     sidecar: Container
-    pebble: Container
     bootstrap_cert: str
-    env: dict[str, str] = field(default_factory=dict)
-
-    def pebble_root(self) -> str:
-        """Pebble's issuing root, regenerated at each launch (pebble README, "CA Root and
-        Intermediate Certificates"): GET /roots/0 on its management interface."""
-        context = ssl.create_default_context(cadata=self.pebble_cert)
-        conn = http.client.HTTPSConnection("127.0.0.1", self.management_port, context=context, timeout=10)
-        # The management listener's certificate is for `pebble`; the connection goes to 127.0.0.1.
-        context.check_hostname = False
-        conn.request("GET", "/roots/0")
-        response = conn.getresponse()
-        assert response.status == 200
-        return response.read().decode()
 
     def issue(self) -> subprocess.CompletedProcess[str]:
         """The deploy hook, as the acme-issue Command runs it."""
@@ -122,14 +104,14 @@ class AcmeStack:
 
 def acme_settings(pebble_ca: str) -> Settings:
     """What sidecar_env reads of Settings (domain, tls.acme), for this test's Pebble."""
-    acme = AcmeSettings(email="ops@example.com", server=f"https://pebble:{PEBBLE_PORT}/dir", ca_bundle_pem=pebble_ca)
+    acme = AcmeSettings(email="ops@example.com", server=DIRECTORY, ca_bundle_pem=pebble_ca)
     return cast(Settings, SimpleNamespace(domain=DOMAIN, tls=SimpleNamespace(acme=acme)))
 
 
 @pytest.fixture
 def acme_stack(docker_scope: DockerScope, tmp_path: Path) -> Iterator[AcmeStack]:
     scope = docker_scope
-    build_images(scope)
+    build_sidecar(scope)
     network = scope.network()
     pg_password = "pg-" + "c" * 20
     start_postgres(scope, network, scope.volume("pg-data"), pg_password)
@@ -142,37 +124,8 @@ def acme_stack(docker_scope: DockerScope, tmp_path: Path) -> Iterator[AcmeStack]
         healthcheck=healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", "http://localhost:8080/health"]),
     )
 
-    # Pebble with an HTTPS certificate for its alias; its VA checks challenges on nginx's port 80.
-    pebble_tls = write_self_signed(tmp_path / "pebble", "pebble", ("pebble",))
-    config = {
-        "pebble": {
-            "listenAddress": f"0.0.0.0:{PEBBLE_PORT}",
-            "managementListenAddress": f"0.0.0.0:{MANAGEMENT_PORT}",
-            "certificate": "/etc/pebble/cert.pem",
-            "privateKey": "/etc/pebble/key.pem",
-            "httpPort": HTTP_PORT,
-            "tlsPort": 443,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    management_port = free_port()
-    pebble = scope.container(
-        PEBBLE_TAG,
-        "pebble",
-        network=network,
-        aliases=["pebble"],
-        command=["-config", "/etc/pebble/config.json"],
-        # NOSLEEP: no random 0-15 s wait before each validation; NONCEREJECT=0: no deliberately
-        # rejected nonces (pebble README, "Testing at full speed" and "Invalid Anti-Replay Nonce Errors").
-        environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
-        files={
-            "/etc/pebble/config.json": json.dumps(config),
-            "/etc/pebble/cert.pem": pebble_tls.cert_pem,
-            "/etc/pebble/key.pem": pebble_tls.key_pem,
-        },
-        ports={MANAGEMENT_PORT: management_port},
-    )
+    # Pebble's VA checks challenges on nginx's port 80, at the name nginx has on this network.
+    pebble = start_pebble(scope, network, tmp_path / "pebble", HTTP_PORT)
 
     # The proxy hook's first apply with tls.mode=acme: the bootstrap pair is seeded into acme-certs.
     volumes = {role: scope.volume(role).name for role in ("nginx-config", "acme-data", "acme-certs", "acme-challenge")}
@@ -233,7 +186,7 @@ def acme_stack(docker_scope: DockerScope, tmp_path: Path) -> Iterator[AcmeStack]
     wait_healthy(api, timeout=90)
 
     # The sidecar as components/acme.py declares it: nginx's namespaces, the three volumes, hardening.
-    env = dict(item.split("=", 1) for item in sidecar_env(acme_settings(pebble_tls.cert_pem)))
+    env = dict(item.split("=", 1) for item in sidecar_env(acme_settings(pebble.tls.cert_pem)))
     sidecar = scope.container(
         SIDECAR_TAG,
         "acme",
@@ -248,7 +201,7 @@ def acme_stack(docker_scope: DockerScope, tmp_path: Path) -> Iterator[AcmeStack]
         healthcheck=healthcheck(["CMD", "python3", "/app/acme_client.py", "--check"]),
         **hardened_kwargs("acme"),
     )
-    yield AcmeStack(scope, https_port, management_port, pebble_tls.cert_pem, nginx, sidecar, pebble, bootstrap.cert_pem)
+    yield AcmeStack(scope, https_port, pebble, nginx, sidecar, bootstrap.cert_pem)
 
 
 class Loop:
@@ -308,7 +261,7 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     assert issued.returncode == 0, issued.stderr
     summary = json.loads(issued.stdout)
     assert summary["status"] == "ok" and summary["renewed"] is True and summary["asked"] is True
-    root = stack.pebble_root()
+    root = stack.pebble.root()
     first = served_leaf(stack, root)  # raises unless the chain verifies against Pebble's root alone
     assert sha256(first) == summary["sha256"]
     print(f"[acme] issuance: {time.monotonic() - began:.1f}s, notAfter={summary['notAfter']}")
@@ -316,7 +269,7 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     with pytest.raises(ssl.SSLCertVerificationError):
         https_get(stack.https_port, "/health", stack.bootstrap_cert)
     # Pebble's log shows its VA fetched the token from nginx under the certificate's name.
-    assert f"http://{DOMAIN}:{HTTP_PORT}/.well-known/acme-challenge/" in stack.pebble.logs().decode()
+    assert f"http://{DOMAIN}:{HTTP_PORT}/.well-known/acme-challenge/" in stack.pebble.container.logs().decode()
     # The key stays in the sidecar's volumes, root's and 0600.
     code, modes = stack.client_shell(f"stat -c '%a %u' {CERTS_DIR}/current/key.pem")
     assert (code, modes.strip()) == (0, "600 0")
@@ -354,7 +307,7 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
 
     # 4. Pebble unreachable. With nothing due the deploy hook asks no server and succeeds; a
     #    renewal (forced here) fails naming the server, and the certificate still serves.
-    stack.pebble.stop(timeout=5)
+    stack.pebble.container.stop(timeout=5)
     quiet = stack.issue()
     assert quiet.returncode == 0, quiet.stderr
     assert json.loads(quiet.stdout)["asked"] is False

@@ -21,95 +21,40 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import socket
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker.errors
 import pytest
-from certs import write_self_signed
-from docker_harness import DockerScope, docker_client, free_port
+from docker_harness import DockerScope, docker_client
 from images.ensure import ensure_images
+from pebble import ALIAS, DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
 from rehearsal_engine import DeploymentFailed
 from rehearsal_stack import Stack, say
 
-from components.hook_support import PROJECT_DIR
-
-PEBBLE_DIR = PROJECT_DIR / "tests" / "images" / "pebble"
-PEBBLE_TAG = "catalogizer-test/pebble:bookworm"
-PEBBLE_PORT, MANAGEMENT_PORT = 14000, 15000
 UNRESOLVABLE = "catalog.rehearsal.test"
 
 
-class Pebble:
-    """Pebble in a container; attaches itself to the stack's front network once it exists."""
+class Attacher:
+    """Attaches Pebble to the stack's front network as soon as the program has created it."""
 
-    def __init__(self, scope: DockerScope, root: Path) -> None:
+    def __init__(self, scope: DockerScope, pebble: Pebble) -> None:
         self.scope = scope
-        scope.client.images.build(path=str(PEBBLE_DIR), tag=PEBBLE_TAG, rm=True)
-        self.tls = write_self_signed(root / "pebble", "pebble", ("pebble",))
-        config = {
-            "pebble": {
-                "listenAddress": f"0.0.0.0:{PEBBLE_PORT}",
-                "managementListenAddress": f"0.0.0.0:{MANAGEMENT_PORT}",
-                "certificate": "/etc/pebble/cert.pem",
-                "privateKey": "/etc/pebble/key.pem",
-                # nginx's port 80 inside the network (components/proxy.py HTTP_PORT).
-                "httpPort": 80,
-                "tlsPort": 443,
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": False,
-            }
-        }
-        self.management_port = free_port()
-        self.container = scope.container(
-            PEBBLE_TAG,
-            "pebble",
-            network=scope.network("pebble-net"),
-            aliases=["pebble"],
-            command=["-config", "/etc/pebble/config.json"],
-            # pebble README: VA_NOSLEEP skips the random wait before validations; NONCEREJECT=0
-            # stops the deliberate rejection of a share of good nonces.
-            environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
-            files={
-                "/etc/pebble/config.json": json.dumps(config),
-                "/etc/pebble/cert.pem": self.tls.cert_pem,
-                "/etc/pebble/key.pem": self.tls.key_pem,
-            },
-            ports={MANAGEMENT_PORT: self.management_port},
-        )
+        self.pebble = pebble
         self.attached: str | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-
-    def root(self, timeout: float = 30) -> str:
-        """Pebble's issuing root (regenerated per launch): GET /roots/0 on its management port."""
-        context = ssl.create_default_context(cadata=self.tls.cert_pem)
-        context.check_hostname = False  # the certificate names `pebble`; the connection is to 127.0.0.1
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                conn = http.client.HTTPSConnection("127.0.0.1", self.management_port, context=context, timeout=5)
-                conn.request("GET", "/roots/0")
-                response = conn.getresponse()
-                if response.status == 200:
-                    return response.read().decode()
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.5)
 
     def attach_when_created(self, network: str) -> None:
         def watch() -> None:
             deadline = time.monotonic() + 600
             while not self._stop.is_set() and time.monotonic() < deadline:
                 try:
-                    self.scope.client.networks.get(network).connect(self.container, aliases=["pebble"])
+                    self.scope.client.networks.get(network).connect(self.pebble.container, aliases=[ALIAS])
                     self.attached = network
                     return
                 except docker.errors.NotFound:
@@ -124,7 +69,7 @@ class Pebble:
             self._watcher.join(timeout=5)
         if self.attached:
             try:
-                self.scope.client.networks.get(self.attached).disconnect(self.container, force=True)
+                self.scope.client.networks.get(self.attached).disconnect(self.pebble.container, force=True)
             except docker.errors.APIError as exc:
                 sys.stderr.write(f"[rehearsal] acme: cannot detach pebble: {exc}\n")
 
@@ -135,7 +80,9 @@ def acme_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     ensure_images()
     with DockerScope(client, test_name=request.node.nodeid) as scope:
         root = tmp_path_factory.mktemp("acme")
-        pebble = Pebble(scope, root)
+        # nginx's port 80 inside the network (components/proxy.py HTTP_PORT).
+        pebble = start_pebble(scope, scope.network("pebble-net"), root / "pebble", 80)
+        attacher = Attacher(scope, pebble)
         stack = Stack(scope, root, request.config)
         bundle = root / "acme-ca.pem"
         bundle.write_text(pebble.tls.cert_pem + pebble.root())
@@ -143,11 +90,11 @@ def acme_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         stack.overrides["tls"] = {
             "mode": "acme",
             "acmeEmail": "ops@example.com",
-            "acmeServer": f"https://pebble:{PEBBLE_PORT}/dir",
+            "acmeServer": DIRECTORY,
             "acmeCaBundle": str(bundle),
         }
-        stack.notes["pebble"] = pebble
-        pebble.attach_when_created(f"{stack.prefix}-front")
+        stack.notes["pebble"], stack.notes["attacher"] = pebble, attacher
+        attacher.attach_when_created(f"{stack.prefix}-front")
         try:
             yield stack
         finally:
@@ -155,7 +102,7 @@ def acme_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                 say(request.config, "[rehearsal] acme failed; the engine's last steps:")
                 for line in stack.log_lines[-120:]:
                     say(request.config, "  " + line)
-            pebble.detach()
+            attacher.detach()
             problems = stack.remove_everything()
             if problems:
                 sys.stderr.write("[rehearsal] acme teardown: " + "; ".join(problems) + "\n")
@@ -196,7 +143,7 @@ def test_acme_issuance_and_failures(acme_stack: Stack) -> None:
     assert len(failures) == 1, caught.value.failures
     assert "the ACME server did not issue a certificate for catalog.rehearsal.test" in failures[0]
     assert "urn:ietf:params:acme:error:" in failures[0] and "no such host" in failures[0], failures[0]
-    assert pebble.attached == f"{stack.prefix}-front"
+    assert stack.notes["attacher"].attached == f"{stack.prefix}-front"
     # The health check never ran; nginx serves the bootstrap certificate, which Pebble did not sign.
     bootstrap, status = served(stack, UNRESOLVABLE, None)
     assert status == 200
