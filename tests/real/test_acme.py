@@ -22,7 +22,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import cast
 
 import pytest
 from certs import write_self_signed
+from client_loop import Loop
 from docker.models.containers import Container
 from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
 from images import tags
@@ -204,39 +204,10 @@ def acme_stack(docker_scope: DockerScope, tmp_path: Path) -> Iterator[AcmeStack]
     yield AcmeStack(scope, https_port, pebble, nginx, sidecar, bootstrap.cert_pem)
 
 
-class Loop:
-    """GET /health through nginx over verified TLS until stopped (at most 90 s)."""
-
-    def __init__(self, port: int, ca_pem: str) -> None:
-        self.port, self.ca_pem = port, ca_pem
-        self.ok = 0
-        self.failures: list[str] = []
-        self.leaves: set[bytes] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 90
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                status, _, leaf = https_get(self.port, "/health", self.ca_pem)
-                if status == 200:
-                    self.ok += 1
-                    self.leaves.add(leaf)
-                else:
-                    self.failures.append(str(status))
-            except (OSError, ssl.SSLError) as exc:
-                self.failures.append(f"{type(exc).__name__}: {exc}")
-            # Under nginx's per-client /health budget (20 r/s, burst 40: rendering/nginx.py).
-            time.sleep(0.0625)
-
-    def __enter__(self) -> Loop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=100)
+def leaf_answer(port: int, ca_pem: str) -> tuple[bool, bytes | str]:
+    """/health through nginx over TLS verified against `ca_pem`: the leaf that answered it."""
+    status, _, leaf = https_get(port, "/health", ca_pem)
+    return (True, leaf) if status == 200 else (False, str(status))
 
 
 def sha256(der: bytes) -> str:
@@ -280,7 +251,7 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     assert json.loads(again.stdout)["renewed"] is False and json.loads(again.stdout)["asked"] is False
 
     # 2. A forced renewal under a client loop: no failed request, the same nginx container.
-    with Loop(stack.https_port, root) as loop:
+    with Loop[bytes](lambda: leaf_answer(stack.https_port, root), max_seconds=90) as loop:
         time.sleep(2)
         code, out = stack.client("renew")
         time.sleep(2)
@@ -289,12 +260,12 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     assert renewed["renewed"] is True and renewed["sha256"] != summary["sha256"]
     stack.nginx.reload()
     replaced = "no" if stack.nginx.attrs["State"]["StartedAt"] == started_at else "yes"
-    print(f"[acme] renewal: requests={loop.ok} failed={len(loop.failures)} proxy_replaced={replaced}")
-    assert loop.failures == [] and loop.ok > 40, loop.failures[:5]
+    print(f"[acme] renewal: requests={len(loop.answers)} failed={len(loop.failures)} proxy_replaced={replaced}")
+    assert loop.failures == [] and len(loop.answers) > 40, loop.failures[:5]
     assert replaced == "no"
     assert sha256(served_leaf(stack, root)) == renewed["sha256"]
     # Both certificates answered during the loop: the old one until the reload, the new one after.
-    assert {sha256(leaf) for leaf in loop.leaves} == {summary["sha256"], renewed["sha256"]}
+    assert {sha256(leaf) for _, leaf in loop.answers} == {summary["sha256"], renewed["sha256"]}
 
     # 3. A challenge that fails: a name Pebble's VA cannot resolve. The reason is the ACME
     #    server's, the certificate serving is unchanged, and the sidecar turns unhealthy.
