@@ -10,7 +10,8 @@ Metric names come from the exporters and programs that serve them:
 - ``up``: Prometheus sets it per scrape target (1 = the scrape succeeded).
 - ``pg_up`` (postgres_exporter: 0 when it cannot reach the server), ``redis_up``,
   ``redis_memory_used_bytes`` and ``redis_memory_max_bytes`` (redis_exporter, from INFO).
-- ``probe_success`` and ``probe_ssl_earliest_cert_expiry`` (blackbox exporter's http prober).
+- ``probe_success`` and ``probe_ssl_earliest_cert_expiry`` (blackbox exporter's http prober;
+  with tls.mode=acme also the source of AcmeRenewalOverdue).
 - ``catalogizer_http_requests_total{status}`` (Catalogizer catalog-api internal/metrics).
 - ``catalogizer_backup_*``, ``catalogizer_disk_free_bytes`` and ``catalogizer_restore_drill_*``:
   scripts/backup_scheduler.py's /metrics (the off-host push and drill gauges exist only with
@@ -57,6 +58,9 @@ class RuleParams:
     # Certificate warning and critical thresholds (days left).
     cert_warning_days: int = 14
     cert_critical_days: int = 7
+    # tls.mode=acme: the sidecar renews this many days ahead (components/acme.py RENEW_DAYS);
+    # None (other modes) renders no AcmeRenewalOverdue rule.
+    acme_renew_days: int | None = None
 
 
 def _rule(alert: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
@@ -74,7 +78,7 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
     requests = f'catalogizer_http_requests_total{{job="{JOB_API}"}}'
     errors = f'catalogizer_http_requests_total{{job="{JOB_API}",status=~"5.."}}'
     expiry = f'probe_ssl_earliest_cert_expiry{{job="{JOB_BLACKBOX}"}} - time()'
-    return [
+    rules = [
         _rule(
             "ApiDown",
             f'sum(up{{job="{JOB_API}"}}) == 0 or absent(up{{job="{JOB_API}"}})',
@@ -187,9 +191,26 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
             "The {{ $labels.job }} exporter does not answer: its alerts are blind; `docker logs` it.",
         ),
     ]
+    if params.acme_renew_days is not None:
+        # The sidecar tries twice a day from `acme_renew_days` left on (scripts/acme_client.py):
+        # a day later at least two attempts failed. Read from the served certificate, so it
+        # also fires when the sidecar is gone.
+        rules.append(
+            _rule(
+                "AcmeRenewalOverdue",
+                f"{expiry} < {(params.acme_renew_days - 1) * DAY}",
+                "10m",
+                "warning",
+                f"The served certificate was due for ACME renewal {params.acme_renew_days} days before expiry "
+                "and still is not renewed: `docker logs` the acme container, fix the cause (DNS, port 80, "
+                "rate limit) and renew by hand.",
+            )
+        )
+    return rules
 
 
-ALERT_NAMES = tuple(rule["alert"] for rule in alert_rules(RuleParams()))
+# Every alert a stack can render (AcmeRenewalOverdue only with tls.mode=acme).
+ALERT_NAMES = tuple(rule["alert"] for rule in alert_rules(RuleParams(acme_renew_days=30)))
 
 
 def _dump(what: str, document: dict[str, Any]) -> str:
@@ -205,6 +226,8 @@ def render_alert_rules(params: RuleParams) -> str:
             raise ValueError(f"{name}={value!r} is invalid: must be a whole number >= 0")
     if params.cert_critical_days >= params.cert_warning_days:
         raise ValueError("cert_critical_days must be below cert_warning_days")
+    if params.acme_renew_days is not None and not params.cert_warning_days < params.acme_renew_days - 1:
+        raise ValueError("acme_renew_days must leave a day before the renewal alert and stay above cert_warning_days")
     return _dump("alert rules", {"groups": [{"name": "catalogizer", "rules": alert_rules(params)}]})
 
 

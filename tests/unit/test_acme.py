@@ -10,6 +10,7 @@ from program import Deployment
 from workspace import Workspace
 
 from components.acme import CERTS_DIR, CHECK_SECONDS, DATA_DIR, RENEW_DAYS, WEBROOT
+from components.monitoring import PROMETHEUS_RULES
 from settings.edge import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING
 
 EMAIL = "ops@example.com"
@@ -196,3 +197,14 @@ def test_other_modes_declare_no_acme_resources(prod: Deployment) -> None:
     assert not prod.containers("acme")
     assert not [r for r in prod.resources if "acme" in r.name]
     assert "NGINX_CERTS_VOLUME" not in prod.named("proxy-config").inputs["environment"]
+
+
+def test_the_renewal_alert_comes_with_acme(acme: Deployment, prod: Deployment) -> None:
+    def rule_names(deployment: Deployment) -> set[str]:
+        prometheus = deployment.container("prometheus")
+        upload = next(u for u in prometheus.inputs["uploads"] if u["file"] == PROMETHEUS_RULES)
+        body = "\n".join(line for line in upload["content"].splitlines() if not line.startswith("#"))
+        return {rule["alert"] for rule in json.loads(body)["groups"][0]["rules"]}
+
+    assert "AcmeRenewalOverdue" in rule_names(acme)
+    assert "AcmeRenewalOverdue" not in rule_names(prod)
