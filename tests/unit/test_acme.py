@@ -208,3 +208,11 @@ def test_the_renewal_alert_comes_with_acme(acme: Deployment, prod: Deployment) -
 
     assert "AcmeRenewalOverdue" in rule_names(acme)
     assert "AcmeRenewalOverdue" not in rule_names(prod)
+
+
+def test_preflight_reads_the_served_certificate_volume(acme: Deployment) -> None:
+    env = acme.named("preflight-checks").inputs["environment"]
+    assert env["TLS_CERT_VOLUME"] == "catalogizer-acme-certs"
+    assert "TLS_CERT_FILE" not in env
+    volume = next(r for r in acme.of_type("docker:index/volume:Volume") if r.name == "volumes-acme-certs")
+    assert volume.inputs["name"] == env["TLS_CERT_VOLUME"]
