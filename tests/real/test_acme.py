@@ -244,6 +244,11 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     # The key stays in the sidecar's volumes, root's and 0600.
     code, modes = stack.client_shell(f"stat -c '%a %u' {CERTS_DIR}/current/key.pem")
     assert (code, modes.strip()) == (0, "600 0")
+    # It did all that as root with no capability at all, no-new-privileges, a read-only root.
+    code, status = stack.client_shell("grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; touch /x")
+    assert code != 0 and "Read-only file system" in status, status
+    assert "CapEff:\t0000000000000000" in status and "CapPrm:\t0000000000000000" in status
+    assert "NoNewPrivs:\t1" in status
 
     # A second issue with nothing due changes nothing and asks no ACME server.
     again = stack.issue()
