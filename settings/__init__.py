@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pulumi
 
-from settings.edge import load_proxy, load_tls
+from settings.edge import check_acme_domain, load_proxy, load_tls
 from settings.model import (
     API_PORT,
     APP_ENVS,
@@ -151,6 +151,7 @@ def load_settings(
     redis = load_redis(loader)
     proxy = load_proxy(loader)
     tls = load_tls(loader, app_env)
+    check_acme_domain(domain, tls)
     monitoring = load_monitoring(loader)
     alerts = load_alerts(loader, monitoring)
     backup_env = load_backup_env(loader)

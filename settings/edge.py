@@ -155,3 +155,17 @@ def load_acme(s: Section) -> AcmeSettings:
             "certificate(s) in PEM."
         ) from None
     return AcmeSettings(email=email, server=server, ca_bundle_file=path, ca_bundle_pem=pem.decode())
+
+
+def check_acme_domain(domain: str, tls: TlsSettings) -> None:
+    """Let's Encrypt issues only for public DNS names (no bare IP addresses, no single labels
+    such as localhost: letsencrypt.org/docs/certificates-for-localhost); a private ACME server
+    decides for itself."""
+    if tls.acme is None or tls.acme.server not in (LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING):
+        return
+    if "." not in domain or re.fullmatch(r"[0-9.]+", domain) or domain.endswith(".localhost"):
+        raise ConfigError(
+            f"catalogizer:domain: {domain!r} cannot get a certificate from Let's Encrypt, which needs a public "
+            "DNS name pointing at this host (e.g. catalog.example.com); set catalogizer:domain, or point "
+            "tls.acmeServer at a private ACME server."
+        )

@@ -67,6 +67,22 @@ def test_bad_server_url_is_refused(workspace: Workspace, server: str) -> None:
     )
 
 
+@pytest.mark.parametrize("domain", ["localhost", "192.0.2.10", "catalog.localhost"])
+def test_lets_encrypt_needs_a_public_name(workspace: Workspace, domain: str) -> None:
+    failed = workspace.fails("dev", {"domain": domain, "tls": {"mode": "acme", "acmeEmail": EMAIL}})
+    assert not failed.declared
+    assert str(failed) == (
+        f"catalogizer:domain: {domain!r} cannot get a certificate from Let's Encrypt, which needs a public DNS "
+        "name pointing at this host (e.g. catalog.example.com); set catalogizer:domain, or point "
+        "tls.acmeServer at a private ACME server."
+    )
+    # A private ACME server decides for itself (Pebble issues for any name).
+    private = {"mode": "acme", "acmeEmail": EMAIL, "acmeServer": "https://pebble:14000/dir"}
+    assert workspace.deploy(
+        "dev", {"domain": domain, "tls": private}, command_stdout={"acme-issue": json.dumps(ISSUED)}
+    )
+
+
 def test_ca_bundle_must_be_readable_pem(workspace: Workspace) -> None:
     missing = error(workspace, "dev", {"mode": "acme", "acmeEmail": EMAIL, "acmeCaBundle": "nope.pem"})
     assert missing.startswith("catalogizer:tls.acmeCaBundle: cannot read ")
