@@ -4,8 +4,9 @@
 Runs inside the sidecar container (dockerfiles/acme/Dockerfile), which shares nginx's network
 and PID namespaces: 127.0.0.1:443 is nginx, and PID 1 is nginx's master process.
 
-    loop      every ACME_CHECK_SECONDS (twice a day): renew when the certificate is within
-              ACME_RENEW_DAYS of expiry; the result is kept for --check.
+    loop      ACME_FIRST_CHECK_SECONDS after the start, then every ACME_CHECK_SECONDS (twice
+              a day): renew when the certificate is within ACME_RENEW_DAYS of expiry; the
+              result is kept for --check.
     issue     once, now (the deploy hook scripts/acme_issue.py runs it with `docker exec`):
               obtain a certificate if this ACME server issued none yet, renew if due (asking
               the server only then), and make sure nginx serves it.
@@ -331,7 +332,9 @@ def record(status: dict[str, object]) -> None:
     Path(STATUS_FILE).write_text(json.dumps(kept))
 
 
-def run_once(force: bool) -> int:
+def run_once(force: bool, with_certificate: bool = True) -> int:
+    """One attempt; stdout is its JSON (the deploy hook exports the certificate, the loop's
+    log does not need it), a failure goes to stderr and into the status --check reads."""
     try:
         status = attempt(force)
     except (HookError, OSError, subprocess.TimeoutExpired) as exc:
@@ -339,19 +342,25 @@ def run_once(force: bool) -> int:
         print(f"acme: {exc}", file=sys.stderr, flush=True)
         return 1
     record(status)
-    print(json.dumps(status), flush=True)
+    shown = status if with_certificate else {k: v for k, v in status.items() if k != "certificate"}
+    print(json.dumps(shown), flush=True)
     return 0
 
 
 def loop() -> None:
     interval = int(env("ACME_CHECK_SECONDS", "43200"))
+    # The first check comes a while after the start: on a deploy the acme-issue hook asks at
+    # once (and a failing attempt here would fail the container's health wait instead of
+    # naming the ACME server's reason); after a host restart a renewal due is still made
+    # then, not only once the host has run `interval` without a restart.
+    time.sleep(int(env("ACME_FIRST_CHECK_SECONDS", "600")))
+    # lego's own random delay spreads the renewals of many hosts over the CA (cmd_renew.go);
+    # on unless ACME_RANDOM_SLEEP=false (a test that cannot wait 8 minutes).
+    os.environ["ACME_RANDOM_SLEEP"] = "false" if os.environ.get("ACME_RANDOM_SLEEP") == "false" else "true"
     while True:
-        # The deploy hook made the first attempt; the loop's first is one interval later.
-        time.sleep(interval)
-        # Lego's own random delay spreads renewals of many hosts (cmd_renew.go).
-        os.environ["ACME_RANDOM_SLEEP"] = "true"
-        code = run_once(force=False)
+        code = run_once(force=False, with_certificate=False)
         print(f"acme: scheduled check {'ok' if code == 0 else 'failed'}", file=sys.stderr, flush=True)
+        time.sleep(interval)
 
 
 def check() -> int:

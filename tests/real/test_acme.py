@@ -210,6 +210,10 @@ def leaf_answer(port: int, ca_pem: str) -> tuple[bool, bytes | str]:
     return (True, leaf) if status == 200 else (False, str(status))
 
 
+def env_of(container: Container) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+
+
 def sha256(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
@@ -271,6 +275,34 @@ def test_issue_renew_and_fail_safe(acme_stack: AcmeStack) -> None:
     assert sha256(served_leaf(stack, root)) == renewed["sha256"]
     # Both certificates answered during the loop: the old one until the reload, the new one after.
     assert {sha256(leaf) for _, leaf in loop.answers} == {summary["sha256"], renewed["sha256"]}
+
+    # 2b. The scheduled loop renews on its own once a renewal is due (here: always, with a
+    #     window of 100 years), by the same reload: a second sidecar as the program runs it, its
+    #     first check at once and lego's random delay off.
+    loop_env = {**env_of(stack.sidecar), "ACME_FIRST_CHECK_SECONDS": "0", "ACME_RANDOM_SLEEP": "false"}
+    loop_env["ACME_RENEW_DAYS"] = "36500"
+    with Loop[bytes](lambda: leaf_answer(stack.https_port, root), max_seconds=90) as scheduled:
+        looper = stack.scope.container(
+            SIDECAR_TAG,
+            "acme-loop",
+            network_mode=f"container:{stack.nginx.id}",
+            pid_mode=f"container:{stack.nginx.id}",
+            environment=loop_env,
+            volumes=stack.sidecar.attrs["HostConfig"]["Binds"] or None,
+            **hardened_kwargs("acme"),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "scheduled check" not in looper.logs().decode():
+            time.sleep(0.5)
+        time.sleep(1)
+    log = looper.logs().decode()
+    assert "acme: scheduled check ok" in log, log
+    looped = sha256(served_leaf(stack, root))
+    assert looped not in (summary["sha256"], renewed["sha256"])
+    assert scheduled.failures == [], scheduled.failures[:5]
+    print(f"[acme] scheduled renewal: requests={len(scheduled.answers)} failed={len(scheduled.failures)}")
+    stack.scope.remove(looper, stop_timeout=2)
+    renewed["sha256"] = looped
 
     # 3. A challenge that fails: a name Pebble's VA cannot resolve. The reason is the ACME
     #    server's, the certificate serving is unchanged, and the sidecar turns unhealthy.
