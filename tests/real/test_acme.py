@@ -35,7 +35,7 @@ from client_loop import Loop
 from docker.models.containers import Container
 from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
 from images import tags
-from pebble import DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
+from pebble_server import DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
 from services import SCRIPTS, api_env, hardened_kwargs, start_postgres
 
 from components.acme import CERTS_DIR, DATA_DIR, DOCKERFILE, WEBROOT, sidecar_env

@@ -32,7 +32,7 @@ import docker.errors
 import pytest
 from docker_harness import DockerScope, docker_client
 from images.ensure import ensure_images
-from pebble import ALIAS, DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
+from pebble_server import ALIAS, DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
 from rehearsal_engine import DeploymentFailed
 from rehearsal_stack import Stack, say
 
