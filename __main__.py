@@ -122,6 +122,7 @@ if safety.scheduler is not None:
     containers["backup-scheduler"] = safety.scheduler.container.name
 if acme is not None:
     containers["acme"] = acme.container.name
+    pulumi.export("acme", acme.summary)
 if settings.monitoring.enabled:
     scraped = [*checked, postgres.container, redis.container, proxy.container, db_roles.command]
     exporters = Exporters(
@@ -168,7 +169,6 @@ pulumi.export("grafanaPassword", pulumi.Output.secret(secrets.grafana_password))
 # With ACME, the certificate nginx serves as the sidecar reported it (renewals included).
 pulumi.export("tlsCertificate", acme.cert_pem if acme else tls.cert_pem)
 pulumi.export("tlsExpiry", acme.expires_at if acme else tls.expires_at)
-pulumi.export("acme", acme.summary if acme else None)
 pulumi.export("preflight", preflight.summary)
 pulumi.export("lastBackup", safety.backup.summary)
 pulumi.export("apiVersions", image.versions)

@@ -213,6 +213,7 @@ def test_other_modes_declare_no_acme_resources(prod: Deployment) -> None:
     assert not prod.containers("acme")
     assert not [r for r in prod.resources if "acme" in r.name]
     assert "NGINX_CERTS_VOLUME" not in prod.named("proxy-config").inputs["environment"]
+    assert "acme" not in prod.outputs
 
 
 def test_the_renewal_alert_comes_with_acme(acme: Deployment, prod: Deployment) -> None:
