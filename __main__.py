@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.acme import Acme, AcmeArgs
 from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint, version_alias
 from components.api_image import ApiImage, ApiImageArgs
@@ -92,8 +93,11 @@ proxy = Proxy(
         tls.key_pem,
         api_alias,
         [*checked, *api.containers],
+        acme_volumes=volumes.names if settings.tls.mode == "acme" else None,
     ),
 )
+# tls.mode=acme: the real certificate replaces the bootstrap one by reload, before the health check.
+acme = Acme("acme", AcmeArgs(settings, proxy.container, volumes.names)) if settings.tls.mode == "acme" else None
 health = HealthCheck(
     "health",
     HealthCheckArgs(
@@ -105,6 +109,7 @@ health = HealthCheck(
         redis_password,
         tls.cert_pem,
         rollout,
+        acme.issue if acme else None,
     ),
 )
 containers: dict[str, pulumi.Input] = {
@@ -115,6 +120,9 @@ containers: dict[str, pulumi.Input] = {
 }
 if safety.scheduler is not None:
     containers["backup-scheduler"] = safety.scheduler.container.name
+if acme is not None:
+    containers["acme"] = acme.container.name
+    pulumi.export("acme", acme.summary)
 if settings.monitoring.enabled:
     scraped = [*checked, postgres.container, redis.container, proxy.container, db_roles.command]
     exporters = Exporters(
@@ -124,7 +132,8 @@ if settings.monitoring.enabled:
             network.back,
             pg_password,
             redis_password,
-            tls.cert_pem,
+            # The probe trusts what the health hook does: an ACME bundle, else the system (None).
+            (settings.tls.acme.ca_bundle_pem if settings.tls.acme else tls.cert_pem),
             scraped,
             monitor_password=secrets.postgres_monitor_password,
             front_network=network.front,
@@ -157,8 +166,9 @@ pulumi.export("adminPassword", pulumi.Output.secret(secrets.admin_password))
 pulumi.export("postgresPassword", pulumi.Output.secret(pg_password))
 pulumi.export("redisPassword", pulumi.Output.secret(redis_password))
 pulumi.export("grafanaPassword", pulumi.Output.secret(secrets.grafana_password))
-pulumi.export("tlsCertificate", tls.cert_pem)
-pulumi.export("tlsExpiry", tls.expires_at)
+# With ACME, the certificate nginx serves as the sidecar reported it (renewals included).
+pulumi.export("tlsCertificate", acme.cert_pem if acme else tls.cert_pem)
+pulumi.export("tlsExpiry", acme.expires_at if acme else tls.expires_at)
 pulumi.export("preflight", preflight.summary)
 pulumi.export("lastBackup", safety.backup.summary)
 pulumi.export("apiVersions", image.versions)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import container_options, healthcheck, managed_container, sidecar_image
 from components.hook_support import PROJECT_DIR
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from settings import Settings
@@ -54,18 +54,9 @@ class BackupScheduler(pulumi.ComponentResource):
     def __init__(self, name: str, args: BackupSchedulerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:ops:BackupScheduler", name, None, opts)
         settings = args.settings
-        image = docker.Image(
-            f"{name}-image",
-            image_name=f"{settings.name_prefix}-backup-scheduler:latest",
-            build=docker.DockerBuildArgs(
-                context=str(PROJECT_DIR),
-                dockerfile=str(DOCKERFILE),
-                # The stack's own PostgreSQL image, so pg_dump always matches the server.
-                args={"BASE_IMAGE": settings.postgres.image},
-                platform=settings.api.platform,
-            ),
-            skip_push=True,
-            opts=pulumi.ResourceOptions(parent=self),
+        # On the stack's own PostgreSQL image, so pg_dump always matches the server.
+        image = sidecar_image(
+            settings, f"{name}-image", "backup-scheduler", DOCKERFILE, settings.postgres.image, parent=self
         )
         self.container = docker.Container(
             f"{name}-container",

@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
+from components.hook_support import PROJECT_DIR
 from settings import LOG_MAX_FILE, LOG_MAX_SIZE, Settings
 
 LABEL_STACK = "catalogizer.stack"
@@ -79,6 +81,11 @@ HARDENING: dict[str, Hardening] = {
     # see docs/security.md (config.json is written next to the binary in /app).
     "api": Hardening(nproc=512, cpus="2"),
     "backup-scheduler": Hardening(read_only=True, tmpfs=("/tmp", "/var/lib/catalogizer-backup"), nproc=64),
+    # The ACME sidecar (components/acme.py) keeps the image's root, with no capability at all:
+    # it signals nginx's master, which is root, and the kernel lets a process signal one of its
+    # own uid without CAP_KILL (kill(2)); the files it writes are root's 0600, which nginx's
+    # master (root without CAP_DAC_OVERRIDE) can read only as their owner.
+    "acme": Hardening(read_only=True, tmpfs=("/tmp",), nproc=64, cpus="0.25"),
     "prometheus": Hardening(nproc=256, cpus="1"),
     "grafana": Hardening(nproc=256),
     # Uploads its config (the provider's upload at "/" needs a writable root).
@@ -201,4 +208,24 @@ def healthcheck(
         timeout="5s",
         retries=retries,
         start_period=f"{start_period}s",
+    )
+
+
+def sidecar_image(
+    settings: Settings, name: str, role: str, dockerfile: Path, base_image: str, parent: pulumi.Resource
+) -> docker.Image:
+    """A sidecar's image (backup scheduler, ACME), built on the Docker host from this project's
+    folder (`.dockerignore` lets only scripts/ and dockerfiles/ in) on one of the stack's own
+    images, `BASE_IMAGE`: no registry holds it, and nothing is pushed."""
+    return docker.Image(
+        name,
+        image_name=f"{settings.name_prefix}-{role}:latest",
+        build=docker.DockerBuildArgs(
+            context=str(PROJECT_DIR),
+            dockerfile=str(dockerfile),
+            args={"BASE_IMAGE": base_image},
+            platform=settings.api.platform,
+        ),
+        skip_push=True,
+        opts=pulumi.ResourceOptions(parent=parent),
     )

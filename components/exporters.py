@@ -140,13 +140,17 @@ class Exporters(pulumi.ComponentResource):
             command=[f"--nginx.scrape-uri=http://{NGINX_ALIAS}:{NGINX_STATUS_PORT}{STATUS_PATH}"],
             reads_nginx=True,
         )
-        tls_on = settings.tls.mode != "off"
+        # With ACME and no CA bundle, no file: the probe trusts the system's roots, as browsers do.
+        tls_ca = settings.tls.mode != "off" and args.cert_pem is not None
         uploads = [
             docker.ContainerUploadArgs(
-                file=BLACKBOX_CONF, content=render_blackbox_yml(settings.domain, BLACKBOX_CA if tls_on else None)
+                file=BLACKBOX_CONF,
+                content=render_blackbox_yml(
+                    settings.domain, BLACKBOX_CA if tls_ca else None, tls_on=settings.tls.mode != "off"
+                ),
             )
         ]
-        if tls_on:
+        if tls_ca:
             assert args.cert_pem is not None
             uploads.append(docker.ContainerUploadArgs(file=BLACKBOX_CA, content=args.cert_pem))
         container(

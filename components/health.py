@@ -24,6 +24,8 @@ class HealthCheckArgs:
     redis_password: pulumi.Input[str]
     cert_pem: pulumi.Input[str] | None
     rollout_fingerprint: pulumi.Input[str]
+    # tls.mode=acme: the ACME hook (verified after it) and its certificate (a new one is verified again).
+    acme_issue: command.local.Command | None = None
 
 
 class HealthCheck(pulumi.ComponentResource):
@@ -48,16 +50,26 @@ class HealthCheck(pulumi.ComponentResource):
             "REDIS_PASSWORD": pulumi.Output.secret(args.redis_password),
             **docker_env(settings),
         }
-        if args.cert_pem is not None:
+        acme = settings.tls.acme
+        if acme is not None:
+            # The ACME server's CA when one is given (a private server); else the system's CAs,
+            # which hold Let's Encrypt's roots: the served chain must verify as a browser's would.
+            if acme.ca_bundle_pem is not None:
+                environment["HEALTH_CA_PEM"] = acme.ca_bundle_pem
+            else:
+                environment["HEALTH_SYSTEM_CA"] = "true"
+        elif args.cert_pem is not None:
             environment["HEALTH_CA_PEM"] = args.cert_pem
+        after: list[pulumi.Resource] = [] if args.acme_issue is None else [args.acme_issue]
+        acme_trigger = [] if args.acme_issue is None else [args.acme_issue.stdout]
         self.command = hook_command(
             f"{name}-verify",
             "health_check.py",
             environment=environment,
             # Every rollout, and any replaced container (new ID), is verified again.
-            triggers=[args.rollout_fingerprint, *[c.id for c in watched]],
+            triggers=[args.rollout_fingerprint, *[c.id for c in watched], *acme_trigger],
             parent=self,
-            depends_on=watched,
+            depends_on=[*watched, *after],
         )
         self.summary = exported_summary(self.command.stdout, SUMMARY_KEYS)
         self.register_outputs({"summary": self.summary})

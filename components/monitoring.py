@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.acme import RENEW_DAYS as ACME_RENEW_DAYS
 from components.alertmanager import NETWORK_ALIAS as ALERTMANAGER_ALIAS
 from components.alertmanager import PORT as ALERTMANAGER_PORT
 from components.api import NETWORK_ALIAS as API_ALIAS
@@ -57,7 +58,11 @@ def prometheus_config(settings: Settings) -> str:
 
 def alert_rules(settings: Settings) -> str:
     return render_alert_rules(
-        RuleParams(error_ratio_percent=settings.alerts.error_ratio_percent, min_free_gb=settings.preflight.min_free_gb)
+        RuleParams(
+            error_ratio_percent=settings.alerts.error_ratio_percent,
+            min_free_gb=settings.preflight.min_free_gb,
+            acme_renew_days=ACME_RENEW_DAYS if settings.tls.mode == "acme" else None,
+        )
     )
 
 

@@ -11,7 +11,7 @@ from components.backup import offsite_env
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import Settings
 
-SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter", "repository")
+SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter", "certificateExpired", "repository")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Preflight(pulumi.ComponentResource):
         }
         if settings.tls.cert_file is not None:
             environment["TLS_CERT_FILE"] = str(settings.tls.cert_file)
+        if settings.tls.mode == "acme":
+            # The served certificate, in the volume components/volumes.py names this way.
+            environment["TLS_CERT_VOLUME"] = f"{settings.name_prefix}-acme-certs"
         self.command = hook_command(
             f"{name}-checks",
             "preflight.py",

@@ -16,6 +16,10 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+from components.acme import CERTS_DIR as ACME_CERTS_DIR
+from components.acme import SERVED_CERT as ACME_CERT
+from components.acme import SERVED_KEY as ACME_KEY
+from components.acme import WEBROOT as ACME_WEBROOT
 from components.api import NETWORK_ALIAS as API_ALIAS
 from components.container_defaults import container_options, healthcheck, managed_container
 from components.hook_support import docker_env, exported_summary, hook_command
@@ -43,6 +47,7 @@ STATUS_PORT = 8081
 
 
 def nginx_site(settings: Settings, api_host: str = API_ALIAS) -> NginxSite:
+    acme = settings.tls.mode == "acme"
     return NginxSite(
         server_name=settings.domain,
         tls_enabled=settings.tls.mode != "off",
@@ -55,8 +60,10 @@ def nginx_site(settings: Settings, api_host: str = API_ALIAS) -> NginxSite:
         api_port=API_PORT,
         http_listen_port=HTTP_PORT,
         https_listen_port=HTTPS_PORT,
-        cert_path=CERT_FILE,
-        key_path=KEY_FILE,
+        # With ACME the sidecar's volume: its renewals change the files, not nginx.conf.
+        cert_path=ACME_CERT if acme else CERT_FILE,
+        key_path=ACME_KEY if acme else KEY_FILE,
+        acme_webroot=ACME_WEBROOT,
         log_dir=LOG_DIR,
         temp_dir=TEMP_DIR,
         maintenance_flag=MAINTENANCE_FLAG,
@@ -82,6 +89,8 @@ class ProxyArgs:
     api_alias: pulumi.Input[str]
     # Preflight, and the API containers of that version: they are healthy before traffic moves.
     wait_for: Sequence[pulumi.Resource] = ()
+    # tls.mode=acme: the `acme-certs` and `acme-challenge` volumes (components/acme.py), read-only.
+    acme_volumes: dict[str, pulumi.Input[str]] | None = None
 
 
 class Proxy(pulumi.ComponentResource):
@@ -119,6 +128,18 @@ class Proxy(pulumi.ComponentResource):
             assert args.cert_pem is not None and args.key_pem is not None
             environment["TLS_CERT_PEM"] = args.cert_pem
             environment["TLS_KEY_PEM"] = pulumi.Output.secret(args.key_pem)
+        acme_mounts: list[docker.ContainerMountArgs] = []
+        if args.acme_volumes is not None:
+            # The bootstrap pair above is seeded there once, before the first ACME certificate.
+            environment["NGINX_CERTS_VOLUME"] = args.acme_volumes["acme-certs"]
+            acme_mounts = [
+                docker.ContainerMountArgs(
+                    target=ACME_CERTS_DIR, type="volume", source=args.acme_volumes["acme-certs"], read_only=True
+                ),
+                docker.ContainerMountArgs(
+                    target=ACME_WEBROOT, type="volume", source=args.acme_volumes["acme-challenge"], read_only=True
+                ),
+            ]
         # Any change of its environment (a new API alias, certificate, limits, maintenance)
         # runs it again: it stages, tests, flips and reloads; on any failure nothing changes.
         self.config = hook_command(
@@ -149,6 +170,7 @@ class Proxy(pulumi.ComponentResource):
                 # loads the configuration, before it starts the workers (nginx docs, "Setting up
                 # HTTPS servers"; a SIGHUP re-reads it in the master too), so no worker needs it.
                 docker.ContainerMountArgs(target=LIVE_DIR, type="volume", source=args.config_volume, read_only=True),
+                *acme_mounts,
             ],
             # With monitoring the exporters reach nginx by this alias (components/exporters.py);
             # without, the network settings (which replace the container) stay as they were.

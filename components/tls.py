@@ -1,4 +1,4 @@
-"""TLS material for nginx: a self-signed pair, the operator's files, or nothing (HTTP only)."""
+"""TLS material for nginx: a self-signed pair (also ACME's bootstrap), the operator's files, or nothing."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class Tls(pulumi.ComponentResource):
         settings = args.settings
         mode = settings.tls.mode
         self.cert_pem = self.key_pem = self.expires_at = None
-        if mode == "selfSigned":
+        # acme: the same pair bootstraps nginx until the sidecar's first certificate (components/acme.py).
+        if mode in ("selfSigned", "acme"):
             key = tls.PrivateKey(
                 f"{name}-key",
                 algorithm="ECDSA",

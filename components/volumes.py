@@ -27,12 +27,19 @@ class Volumes(pulumi.ComponentResource):
         data_roles = ["postgres-data", "redis-data"]
         if settings.monitoring.enabled:
             data_roles += ["prometheus-data", "grafana-data"]
+        if settings.tls.mode == "acme":
+            # The ACME account key: losing it means a new account, and re-issuing counts
+            # against the CA's rate limits (docs/operations.md).
+            data_roles.append("acme-data")
         log_roles = ["api-logs", "nginx-logs"]
         # Where uploads go for containers with a read-only root filesystem: Docker refuses an
         # archive upload into a read-only rootfs but accepts one into a writable volume
         # (daemon: ErrRootFSReadOnly unless the path is in a volume). Rewritten on every
         # create, so not protected; nginx-config is written by the proxy hook on every change.
         config_roles = ["nginx-config", "redis-config", "postgres-config"]
+        if settings.tls.mode == "acme":
+            # The served certificate (the sidecar rewrites it from acme-data) and the challenge webroot.
+            config_roles += ["acme-certs", "acme-challenge"]
         self.names = {}
         for role in data_roles + log_roles + config_roles:
             is_data = role in data_roles

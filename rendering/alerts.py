@@ -10,7 +10,8 @@ Metric names come from the exporters and programs that serve them:
 - ``up``: Prometheus sets it per scrape target (1 = the scrape succeeded).
 - ``pg_up`` (postgres_exporter: 0 when it cannot reach the server), ``redis_up``,
   ``redis_memory_used_bytes`` and ``redis_memory_max_bytes`` (redis_exporter, from INFO).
-- ``probe_success`` and ``probe_ssl_earliest_cert_expiry`` (blackbox exporter's http prober).
+- ``probe_success`` and ``probe_ssl_earliest_cert_expiry`` (blackbox exporter's http prober;
+  with tls.mode=acme also the source of AcmeRenewalOverdue).
 - ``catalogizer_http_requests_total{status}`` (Catalogizer catalog-api internal/metrics).
 - ``catalogizer_backup_*``, ``catalogizer_disk_free_bytes`` and ``catalogizer_restore_drill_*``:
   scripts/backup_scheduler.py's /metrics (the off-host push and drill gauges exist only with
@@ -57,6 +58,9 @@ class RuleParams:
     # Certificate warning and critical thresholds (days left).
     cert_warning_days: int = 14
     cert_critical_days: int = 7
+    # tls.mode=acme: the sidecar renews this many days ahead (components/acme.py RENEW_DAYS);
+    # None (other modes) renders no AcmeRenewalOverdue rule.
+    acme_renew_days: int | None = None
 
 
 def _rule(alert: str, expr: str, for_: str, severity: str, summary: str) -> dict[str, Any]:
@@ -74,7 +78,7 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
     requests = f'catalogizer_http_requests_total{{job="{JOB_API}"}}'
     errors = f'catalogizer_http_requests_total{{job="{JOB_API}",status=~"5.."}}'
     expiry = f'probe_ssl_earliest_cert_expiry{{job="{JOB_BLACKBOX}"}} - time()'
-    return [
+    rules = [
         _rule(
             "ApiDown",
             f'sum(up{{job="{JOB_API}"}}) == 0 or absent(up{{job="{JOB_API}"}})',
@@ -187,9 +191,26 @@ def alert_rules(params: RuleParams) -> list[dict[str, Any]]:
             "The {{ $labels.job }} exporter does not answer: its alerts are blind; `docker logs` it.",
         ),
     ]
+    if params.acme_renew_days is not None:
+        # The sidecar tries twice a day from `acme_renew_days` left on (scripts/acme_client.py):
+        # a day later at least two attempts failed. Read from the served certificate, so it
+        # also fires when the sidecar is gone.
+        rules.append(
+            _rule(
+                "AcmeRenewalOverdue",
+                f"{expiry} < {(params.acme_renew_days - 1) * DAY}",
+                "10m",
+                "warning",
+                f"The served certificate was due for ACME renewal {params.acme_renew_days} days before expiry "
+                "and still is not renewed: `docker logs` the acme container, fix the cause (DNS, port 80, "
+                "rate limit) and renew by hand.",
+            )
+        )
+    return rules
 
 
-ALERT_NAMES = tuple(rule["alert"] for rule in alert_rules(RuleParams()))
+# Every alert a stack can render (AcmeRenewalOverdue only with tls.mode=acme).
+ALERT_NAMES = tuple(rule["alert"] for rule in alert_rules(RuleParams(acme_renew_days=30)))
 
 
 def _dump(what: str, document: dict[str, Any]) -> str:
@@ -205,6 +226,8 @@ def render_alert_rules(params: RuleParams) -> str:
             raise ValueError(f"{name}={value!r} is invalid: must be a whole number >= 0")
     if params.cert_critical_days >= params.cert_warning_days:
         raise ValueError("cert_critical_days must be below cert_warning_days")
+    if params.acme_renew_days is not None and not params.cert_warning_days < params.acme_renew_days - 1:
+        raise ValueError("acme_renew_days must leave a day before the renewal alert and stay above cert_warning_days")
     return _dump("alert rules", {"groups": [{"name": "catalogizer", "rules": alert_rules(params)}]})
 
 
@@ -295,14 +318,15 @@ def render_alertmanager_yml(route: AlertRoute) -> str:
     return _dump("Alertmanager configuration", document)
 
 
-def render_blackbox_yml(server_name: str, ca_file: str | None) -> str:
+def render_blackbox_yml(server_name: str, ca_file: str | None, tls_on: bool | None = None) -> str:
     """Blackbox exporter module ``public_health``: GET /health, 200 expected.
 
     The probe connects to nginx on the stack's network but presents the public name (SNI and
     Host), so it checks the certificate and virtual host the public URL serves. With
     ``ca_file`` (TLS on) the certificate must verify against it: the stack's own certificate,
     which Go's verifier accepts as a trust anchor for itself (crypto/x509 Verify); expiry is
-    then ``probe_ssl_earliest_cert_expiry``. Without it (tls.mode=off) plain HTTP is probed.
+    then ``probe_ssl_earliest_cert_expiry``. Without it (tls.mode=off) plain HTTP is probed,
+    unless ``tls_on`` (tls.mode=acme with a public CA): then the system's roots verify it.
     """
     if not isinstance(server_name, str) or not server_name or any(c.isspace() or c in "/:" for c in server_name):
         raise ValueError(f"server_name={server_name!r} is invalid: must be a host name")
@@ -312,8 +336,8 @@ def render_blackbox_yml(server_name: str, ca_file: str | None) -> str:
         "headers": {"Host": server_name},
         "preferred_ip_protocol": "ip4",
     }
-    if ca_file is not None:
+    if tls_on if tls_on is not None else ca_file is not None:
         http["fail_if_not_ssl"] = True
-        http["tls_config"] = {"server_name": server_name, "ca_file": ca_file}
+        http["tls_config"] = {"server_name": server_name, **({"ca_file": ca_file} if ca_file else {})}
     module = {"prober": "http", "timeout": "5s", "http": http}
     return _dump("blackbox exporter modules", {"modules": {BLACKBOX_MODULE: module}})

@@ -60,10 +60,14 @@ def nginx_probe(url: str, connect_address: str, ca_pem: str | None, timeout: flo
     parsed = urllib.parse.urlsplit(url)
     host = parsed.hostname or ""
     context = None
-    if parsed.scheme == "https":
+    if parsed.scheme == "https" and not ca_pem and os.environ.get("HEALTH_SYSTEM_CA") == "true":
+        # tls.mode=acme with a public CA: the chain must verify against the system's roots.
+        context = ssl.create_default_context()
+    elif parsed.scheme == "https":
         if not ca_pem:
-            raise HookError("HEALTH_CA_PEM is required for an https HEALTH_URL")
-        # Trust exactly the stack's certificate; PARTIAL_CHAIN lets a CA-issued leaf be the anchor.
+            raise HookError("HEALTH_CA_PEM (or HEALTH_SYSTEM_CA=true) is required for an https HEALTH_URL")
+        # Trust exactly the stack's certificate (or the ACME server's CA bundle); PARTIAL_CHAIN
+        # lets a CA-issued leaf or intermediate in the bundle be the anchor.
         context = ssl.create_default_context()
         context.load_verify_locations(cadata=ca_pem)
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN

@@ -11,7 +11,9 @@ or replaced. Each failure is one line: what is wrong and what to do.
 Checks: the Docker engine answers and is at least 20.10; the images are built for its
 platform (os/arch, from PREFLIGHT_PLATFORM = catalogizer:api.platform); free space on Docker's data root
 and on the backup folder is above the floor; every host port the stack publishes is free
-or held by this stack's own containers; the TLS certificate file exists and has not expired.
+or held by this stack's own containers; the TLS certificate file exists and has not expired
+(tls.mode=acme, TLS_CERT_VOLUME: the certificate nginx serves, read from the ACME volume; an
+expired one is reported, not refused, since this very run renews it).
 With an off-host repository (RESTIC_REPOSITORY, RESTIC_PASSWORD and the backend's variables in
 the environment): restic is installed here, where the hooks run, and the repository answers
 and is initialised; on first use it is initialised (`restic init`).
@@ -196,6 +198,29 @@ def check_certificate(path: Path) -> str:
     return end
 
 
+def live_certificate(volume: str, image: str) -> dict[str, object]:
+    """The certificate the ACME sidecar installed (components/acme.py: current/fullchain.pem in
+    the acme-certs volume), read by a throwaway container; nothing before the first deploy."""
+    # `docker run -v` would create a missing volume, and the program then finds one it did not make.
+    if docker(["volume", "inspect", "--", volume], timeout=20).returncode != 0:
+        return {"certificateNotAfter": "none yet"}
+    mount = ["--volume", f"{volume}:/certs:ro", "--entrypoint", "cat"]
+    read = docker(["run", "--rm", "--network", "none", *mount, "--", image, "/certs/current/fullchain.pem"], timeout=60)
+    if read.returncode != 0:
+        return {"certificateNotAfter": "none yet"}
+    result = subprocess.run(
+        ["openssl", "x509", "-noout", "-enddate", "-checkend", "0"],
+        input=read.stdout,
+        capture_output=True,
+        check=False,
+    )
+    lines = result.stdout.decode().strip().splitlines()
+    if not lines or not lines[0].startswith("notAfter="):
+        raise HookError(f"the served certificate in volume {volume} is not a readable PEM certificate")
+    # -checkend 0 exits 1 for an expired certificate: reported, and renewed by this run's acme-issue hook.
+    return {"certificateNotAfter": lines[0].removeprefix("notAfter="), "certificateExpired": result.returncode != 0}
+
+
 def check_repository(backup_dir: Path) -> dict[str, object] | None:
     from offsite import Repository, redacted
 
@@ -232,6 +257,8 @@ def main() -> None:
         summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))
         if os.environ.get("TLS_CERT_FILE"):
             summary["certificateNotAfter"] = check_certificate(Path(env("TLS_CERT_FILE")))
+        if os.environ.get("TLS_CERT_VOLUME"):
+            summary.update(live_certificate(env("TLS_CERT_VOLUME"), env("PREFLIGHT_PROBE_IMAGE")))
         repository = check_repository(Path(env("BACKUP_DIR")))
         if repository is not None:
             summary["repository"] = repository

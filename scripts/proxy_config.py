@@ -19,7 +19,8 @@ everything at once: traffic to a new API version, a renewed certificate, new lim
     maintenance on|off: set or clear the maintenance flag alone (the restore hook).
 
 env: NGINX_VOLUME, NGINX_IMAGE, NGINX_CONTAINER, NGINX_CONF, NGINX_CONFIG_ID, NGINX_HTTP_PORT, NGINX_SERVER_NAME,
-MAINTENANCE (true/false), PROXY_TIMEOUT, TLS_CERT_PEM and TLS_KEY_PEM (secret; absent with TLS off).
+MAINTENANCE (true/false), PROXY_TIMEOUT, TLS_CERT_PEM and TLS_KEY_PEM (secret; absent with TLS off),
+NGINX_CERTS_VOLUME (tls.mode=acme: the ACME sidecar's certificates, seeded with TLS_* before the first).
 stdout is one JSON object: configId, slot, reloaded, maintenance, seconds.
 """
 
@@ -39,6 +40,8 @@ from hooklib import HookError, container_running, docker, emit, env, env_int, fa
 LIVE_DIR = "/etc/nginx/live"
 MAINTENANCE_FLAG = "maintenance.on"
 SLOTS = ("a", "b")
+# components/acme.py CERTS_DIR: where the ACME sidecar's certificates are, in nginx and here.
+CERTS_DIR = "/etc/nginx/acme-certs"
 
 # Run by /bin/sh in the throwaway container; its only arguments are fixed words of ours.
 STAGE = """set -eu
@@ -49,6 +52,16 @@ rm -rf "$live/$next.new"
 mkdir -p "$live/$next.new"
 tar -x -C "$live/$next.new" -f -
 if [ -d "$live/$next.new/tls" ]; then chmod 700 "$live/$next.new/tls"; chmod 600 "$live/$next.new/tls/key.pem"; fi
+certs=/etc/nginx/acme-certs
+if [ "$2" = acme ] && [ ! -e "$certs/current/fullchain.pem" ]; then
+  # tls.mode=acme before the first certificate: the bootstrap pair serves until the ACME
+  # sidecar installs the real one into a slot of its own (scripts/acme_client.py).
+  rm -rf "$certs/bootstrap"
+  mkdir -p "$certs/bootstrap"
+  cp "$live/$next.new/tls/cert.pem" "$certs/bootstrap/fullchain.pem"
+  (umask 077; cp "$live/$next.new/tls/key.pem" "$certs/bootstrap/key.pem")
+  ln -sfn bootstrap "$certs/current"
+fi
 nginx -t -q -c "$live/$next.new/nginx.conf"
 rm -rf "$live/$next"
 mv "$live/$next.new" "$live/$next"
@@ -78,8 +91,12 @@ esac
 
 
 def in_volume(script: str, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Runs `script` in a throwaway container of the nginx image with the config volume."""
+    """Runs `script` in a throwaway container of the nginx image with the config volume (and,
+    with tls.mode=acme, the served-certificates volume nginx.conf names)."""
     argv = ["run", "--rm", "--network", "none", "--volume", f"{env('NGINX_VOLUME')}:{LIVE_DIR}"]
+    certs = os.environ.get("NGINX_CERTS_VOLUME")
+    if certs:
+        argv += ["--volume", f"{certs}:{CERTS_DIR}"]
     argv += ["--entrypoint", "/bin/sh"]
     if stdin is not None:
         argv.append("--interactive")
@@ -103,7 +120,8 @@ def bundle(conf: str, cert: str | None, key: str | None) -> bytes:
 
 def stage(conf: str, cert: str | None, key: str | None, maintenance: str) -> tuple[str, str]:
     """Writes and tests the idle slot, then makes it current; returns (previous slot or 'none', new slot)."""
-    result = in_volume(STAGE, maintenance, stdin=bundle(conf, cert, key))
+    acme = "acme" if os.environ.get("NGINX_CERTS_VOLUME") else "none"
+    result = in_volume(STAGE, maintenance, acme, stdin=bundle(conf, cert, key))
     if result.returncode != 0:
         message = scrub(result.stderr.decode(errors="replace")).strip()
         raise HookError(f"the new nginx configuration was refused, nothing changed:\n{message}")

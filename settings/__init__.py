@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pulumi
 
-from settings.edge import load_proxy, load_tls
+from settings.edge import check_acme_domain, load_proxy, load_tls
 from settings.model import (
     API_PORT,
     APP_ENVS,
@@ -32,6 +32,7 @@ from settings.model import (
     SECRET_OBJECT_KEYS,
     STRUCTURED_KEYS,
     TLS_MODES,
+    AcmeSettings,
     AlertsSettings,
     ApiSettings,
     BackupSettings,
@@ -78,6 +79,7 @@ __all__ = [
     "SECRET_OBJECT_KEYS",
     "STRUCTURED_KEYS",
     "TLS_MODES",
+    "AcmeSettings",
     "AlertsSettings",
     "ApiSettings",
     "BackupSettings",
@@ -149,6 +151,7 @@ def load_settings(
     redis = load_redis(loader)
     proxy = load_proxy(loader)
     tls = load_tls(loader, app_env)
+    check_acme_domain(domain, tls)
     monitoring = load_monitoring(loader)
     alerts = load_alerts(loader, monitoring)
     backup_env = load_backup_env(loader)

@@ -12,7 +12,7 @@ from pathlib import Path
 NAMESPACE = "catalogizer"
 
 APP_ENVS = ("production", "staging", "development")
-TLS_MODES = ("selfSigned", "files", "off")
+TLS_MODES = ("selfSigned", "files", "acme", "off")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
 # Floors below which the services fail in ways that look like bugs, not limits.
@@ -47,7 +47,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "postgres": ("image", "user", "database", "memoryMb", "hostPort", "cpus"),
     "redis": ("image", "memoryMb", "hostPort", "cpus"),
     "proxy": ("image", "httpPort", "httpsPort", "cpus"),
-    "tls": ("mode", "certFile", "keyFile", "hstsIncludeSubdomains"),
+    "tls": ("mode", "certFile", "keyFile", "hstsIncludeSubdomains", "acmeEmail", "acmeServer", "acmeCaBundle"),
     "monitoring": (
         "enabled",
         "prometheusImage",
@@ -158,6 +158,21 @@ class TlsSettings:
     hsts_include_subdomains: bool = True
     # The certificate names an OCSP responder (Authority Information Access): nginx staples.
     ocsp_responder: bool = False
+    # mode=acme only (settings/edge.py load_acme); None otherwise.
+    acme: AcmeSettings | None = None
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    """Where and as whom the ACME sidecar asks for the certificate (components/acme.py)."""
+
+    email: str
+    # The ACME directory URL (RFC 8555 section 7.1.1).
+    server: str
+    # A private ACME server's CA(s), PEM: trusted for its HTTPS directory and as the root the
+    # served chain must verify against; None trusts the system's CAs (Let's Encrypt).
+    ca_bundle_file: Path | None = None
+    ca_bundle_pem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,12 @@ RECEIVERS = {
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     workspace = Workspace(tmp_path_factory.mktemp("alerting-configs"))
-    return workspace.deploy("prod", {"alerts": RECEIVERS}, secrets={"alertsSmtpPassword": "smtp-password-1"})
+    # tls.mode=acme: every rule a stack can render (AcmeRenewalOverdue too), and the blackbox
+    # module that verifies the served chain against the system's roots (no CA file).
+    acme = {"mode": "acme", "acmeEmail": "ops@example.com", "certFile": None, "keyFile": None}
+    return workspace.deploy(
+        "prod", {"alerts": RECEIVERS, "tls": acme}, secrets={"alertsSmtpPassword": "smtp-password-1"}
+    )
 
 
 def _tool(scope: DockerScope, image: str, entrypoint: str, args: list[str], files: dict[str, str]) -> str:
@@ -161,6 +166,12 @@ CASES: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {
         {"job": "backup-scheduler", "instance": "s"},
         {"up{job='backup-scheduler',instance='s'}": "1x20"},
     ),
+    # tls.mode=acme only: 20 days left is 10 days past the renewal window's start; 29.5 days is not yet overdue.
+    "AcmeRenewalOverdue": (
+        {f"probe_ssl_earliest_cert_expiry{{{PROBE}}}": _expiry_in(20)},
+        {"job": "blackbox", "instance": "https://nginx:443/health"},
+        {f"probe_ssl_earliest_cert_expiry{{{PROBE}}}": _expiry_in(29.5)},
+    ),
     "ExporterDown": (
         {"up{job='redis',instance='re:9121'}": "0x20"},
         {"job": "redis", "instance": "re:9121"},
@@ -221,7 +232,7 @@ def rule_tests(params: RuleParams) -> dict[str, Any]:
 
 
 def test_every_rule_has_a_firing_and_a_quiet_case_under_promtool(docker_scope: DockerScope, tmp_path: Path) -> None:
-    params = RuleParams()
+    params = RuleParams(acme_renew_days=30)  # every rule a stack can render
     assert set(CASES) == set(ALERT_NAMES), "every rule needs its cases here"
     files = {"/tests/rules.yml": render_alert_rules(params), "/tests/tests.yml": json.dumps(rule_tests(params))}
     out = _tool(docker_scope, tags.MONITORING["prometheus"], "promtool", ["test", "rules", "/tests/tests.yml"], files)

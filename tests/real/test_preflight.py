@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -117,3 +118,39 @@ def test_unreachable_docker_host(tmp_path: Path) -> None:
     assert f"the Docker engine at tcp://127.0.0.1:{port} does not answer" in result.stderr
     assert "fix docker:host" in result.stderr
     assert time.monotonic() - started < 25
+
+
+def test_acme_mode_reads_the_served_certificate_from_its_volume(tmp_path: Path, docker_scope: DockerScope) -> None:
+    """tls.mode=acme: the certificate nginx serves (components/acme.py, current/fullchain.pem in
+    the acme-certs volume); none before the first deploy, and an expired one reported, not refused."""
+    missing = docker_scope.name("acme-certs-missing")
+    env = {**preflight_env(tmp_path, []), "TLS_CERT_FILE": "", "PREFLIGHT_PROBE_IMAGE": tags.POSTGRES}
+    result = run_hook(PREFLIGHT, {**env, "TLS_CERT_VOLUME": missing})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["certificateNotAfter"] == "none yet"
+    # Looking did not create the volume the program will create.
+    assert not docker_scope.client.volumes.list(filters={"name": missing})
+
+    volume = docker_scope.volume("acme-certs").name
+    for valid_days, expired in ((-2, True), (60, False)):
+        cert = write_self_signed(tmp_path / f"served{valid_days}", valid_days=valid_days, not_before_days_ago=90)
+        writer = docker_scope.container(
+            tags.POSTGRES,
+            f"certs-writer{valid_days}",
+            volumes={volume: {"bind": "/certs", "mode": "rw"}},
+            files={f"/certs/slot{valid_days}/fullchain.pem": cert.cert_pem},
+            start=False,
+        )
+        # The sidecar's layout: `current` links to the slot nginx serves.
+        code, out = docker_scope.run_once(
+            tags.POSTGRES,
+            ["ln", "-sfn", f"slot{valid_days}", "/certs/current"],
+            volumes={volume: {"bind": "/certs", "mode": "rw"}},
+        )
+        assert code == 0, out
+        docker_scope.remove(writer)
+        result = run_hook(PREFLIGHT, {**env, "TLS_CERT_VOLUME": volume})
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["certificateExpired"] is expired
+        assert summary["certificateNotAfter"].endswith("GMT")

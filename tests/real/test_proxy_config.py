@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from certs import CertPair, write_self_signed
+from client_loop import Loop
 from docker.models.containers import Container
 from docker.models.networks import Network
 from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
@@ -143,40 +143,10 @@ def start_nginx(p: Proxied) -> Container:
     return p.nginx
 
 
-class Loop:
-    """GET /health through nginx until stopped (at most 60 s): when each request started, and
-    which version answered it."""
-
-    def __init__(self, p: Proxied) -> None:
-        self.p = p
-        self.answers: list[tuple[float, str]] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                sent = time.monotonic()
-                status, _, body = self.p.get("/health")
-                if status == 200:
-                    self.answers.append((sent, json.loads(body)["version"]))
-                else:
-                    self.failures.append(str(status))
-            except OSError as exc:
-                self.failures.append(type(exc).__name__)
-            # Within one client's /health budget (20 r/s, burst 40: rendering/nginx.py's health_limit
-            # zone); faster, nginx answers 429 by design and the loop would measure the limiter.
-            time.sleep(0.0625)
-
-    def __enter__(self) -> Loop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=70)
+def version_answer(p: Proxied) -> tuple[bool, str]:
+    """/health through nginx: which API version answered it."""
+    status, _, body = p.get("/health")
+    return (True, json.loads(body)["version"]) if status == 200 else (False, str(status))
 
 
 def test_first_apply_then_switch_versions_by_reload_without_a_failed_request(proxied: Proxied) -> None:
@@ -187,7 +157,7 @@ def test_first_apply_then_switch_versions_by_reload_without_a_failed_request(pro
     started_at = nginx.attrs["State"]["StartedAt"]
     assert json.loads(proxied.get("/health")[2])["version"] == "v1"
 
-    with Loop(proxied) as loop:
+    with Loop[str](lambda: version_answer(proxied)) as loop:
         time.sleep(2)
         switched = proxied.run(proxied.env(V2))
         done = time.monotonic()

@@ -129,6 +129,8 @@ class ContainerProvider(Provider):
             "user",
             "start",
             "networkMode",
+            # Issue 13 (the ACME sidecar joins nginx's PID namespace).
+            "pidMode",
         },
         {
             "labels": Spec({"label", "value"}),
@@ -145,7 +147,7 @@ class ContainerProvider(Provider):
     # resource_docker_container.go: of the implemented inputs these are not ForceNew; all others are.
     # resource_docker_container.go: `tmpfs` and `start` have no ForceNew either (and Update applies
     # neither: they only change the state), unlike read_only, user, capabilities, security_opts,
-    # cpus, ulimit and network_mode, which are ForceNew.
+    # cpus, ulimit, network_mode and pid_mode (line 974 in v4.5.0), which are ForceNew.
     updatable = frozenset(
         {
             "restart",
@@ -244,7 +246,8 @@ class ContainerProvider(Provider):
         """resource_docker_container_funcs.go Create: ReadonlyRootfs from read_only, Tmpfs from the
         tmpfs map as given, CapAdd/CapDrop from the capabilities block's add/drop as given,
         SecurityOpt from security_opts, NanoCPUs = opts.ParseCPUs(cpus) (a decimal number of
-        CPUs x 1e9), Ulimits from each ulimit's name/soft/hard, NetworkMode from network_mode."""
+        CPUs x 1e9), Ulimits from each ulimit's name/soft/hard, NetworkMode from network_mode,
+        PidMode from pid_mode as given ("container:<id>" joins that container's namespace)."""
         caps = inputs.get("capabilities") or {}
         cpus = inputs.get("cpus")
         return {
@@ -253,6 +256,7 @@ class ContainerProvider(Provider):
             "cap_add": list(caps.get("adds") or []) or None,
             "cap_drop": list(caps.get("drops") or []) or None,
             "security_opt": list(inputs.get("securityOpts") or []) or None,
+            "pid_mode": inputs.get("pidMode") or None,
             "nano_cpus": round(float(cpus) * 1e9) if cpus else None,
             "ulimits": [
                 Ulimit(name=u["name"], soft=_int(u["soft"]), hard=_int(u["hard"])) for u in inputs.get("ulimits") or []

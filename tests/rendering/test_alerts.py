@@ -40,7 +40,7 @@ def _rules(params: RuleParams | None = None) -> dict[str, dict[str, Any]]:
 
 
 def test_the_issue_s_alerts_exist_with_severity_summary_and_runbook() -> None:
-    rules = _rules()
+    rules = _rules(RuleParams(acme_renew_days=30))
     assert set(rules) >= REQUIRED and set(rules) == set(ALERT_NAMES)
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in ("warning", "critical"), name
@@ -56,8 +56,22 @@ def test_thresholds_come_from_the_parameters() -> None:
     assert rules["CertificateExpiryCritical"]["labels"]["severity"] == "critical"
 
 
+def test_acme_renewal_alert_only_with_acme() -> None:
+    assert "AcmeRenewalOverdue" not in _rules()
+    rule = _rules(RuleParams(acme_renew_days=30))["AcmeRenewalOverdue"]
+    # A day into the renewal window: two twice-daily attempts have failed by then.
+    assert rule["expr"] == f'probe_ssl_earliest_cert_expiry{{job="blackbox"}} - time() < {29 * 86400}'
+    assert rule["for"] == "10m" and rule["labels"]["severity"] == "warning"
+
+
 @pytest.mark.parametrize(
-    "params", [RuleParams(error_ratio_percent=-1), RuleParams(min_free_gb=True), RuleParams(cert_critical_days=14)]
+    "params",
+    [
+        RuleParams(error_ratio_percent=-1),
+        RuleParams(min_free_gb=True),
+        RuleParams(cert_critical_days=14),
+        RuleParams(acme_renew_days=15),
+    ],
 )
 def test_bad_rule_parameters_are_refused(params: RuleParams) -> None:
     with pytest.raises(ValueError):

@@ -19,8 +19,12 @@ def _role(container) -> str:
     return next(label["value"] for label in container.inputs["labels"] if label["label"] == ROLE_LABEL)
 
 
-def test_every_container_is_hardened(prod: Deployment) -> None:
-    containers = prod.services()
+def test_every_container_is_hardened(prod: Deployment, workspace: Workspace) -> None:
+    # Production with tls.mode=acme adds the ACME sidecar (issue 13).
+    acme = workspace.deploy(
+        "prod", {"tls": {"mode": "acme", "acmeEmail": "ops@example.com", "certFile": None, "keyFile": None}}
+    )
+    containers = [*prod.services(), *acme.containers("acme")]
     assert {_role(c) for c in containers} == set(HARDENING), "a container without a hardening entry"
     for container in containers:
         role, spec = _role(container), HARDENING[_role(container)]

@@ -135,7 +135,7 @@ def test_nginx_probe_refuses_another_certificate_or_name(
 def test_nginx_probe_needs_the_ca_for_https() -> None:
     with pytest.raises(health_check.HookError) as caught:
         health_check.nginx_probe(f"https://{HOST}/health", "127.0.0.1", None, 5)
-    assert str(caught.value) == "HEALTH_CA_PEM is required for an https HEALTH_URL"
+    assert str(caught.value) == "HEALTH_CA_PEM (or HEALTH_SYSTEM_CA=true) is required for an https HEALTH_URL"
 
 
 def test_nginx_probe_over_plain_http(http_server: tuple[int, type[_Handler]]) -> None:

@@ -14,7 +14,11 @@ from settings import ConfigError
 BAD_INPUTS = [
     # (stack, overrides, fragments the message must contain)
     ("dev", {"appEnv": "prodution"}, ["catalogizer:appEnv", "'prodution'", "production, staging, development"]),
-    ("dev", {"tls": {"mode": "letsencrypt"}}, ["catalogizer:tls.mode", "'letsencrypt'", "selfSigned, files, off"]),
+    (
+        "dev",
+        {"tls": {"mode": "letsencrypt"}},
+        ["catalogizer:tls.mode", "'letsencrypt'", "selfSigned, files, acme, off"],
+    ),
     ("dev", {"api": {"replicas": 0}}, ["catalogizer:api.replicas", "0", "1 to 16"]),
     ("dev", {"api": {"replicas": "two"}}, ["catalogizer:api.replicas", "whole number"]),
     ("dev", {"proxy": {"httpsPort": 70000}}, ["catalogizer:proxy.httpsPort", "70000", "1-65535"]),

@@ -61,8 +61,8 @@ def test_values_at_the_bounds_are_accepted(workspace: Workspace) -> None:
         ({"monitoring": {"enabled": "yes"}}, "catalogizer:monitoring.enabled: expected true or false, got 'yes'."),
         ({"backup": {"dir": "  "}}, "catalogizer:backup.dir: expected a non-empty string, got '  '."),
         (
-            {"tls": {"mode": "acme"}},
-            "catalogizer:tls.mode: unknown value 'acme'. Use one of: selfSigned, files, off.",
+            {"tls": {"mode": "letsEncrypt"}},
+            "catalogizer:tls.mode: unknown value 'letsEncrypt'. Use one of: selfSigned, files, acme, off.",
         ),
         (
             {"redis": {"hostPort": 8443}},
