@@ -18,6 +18,7 @@ from components.swarm.task_defaults import (
     converge,
     hardened_container_spec,
     healthcheck,
+    internal_endpoint,
     service_labels,
     task_spec,
 )
@@ -131,6 +132,7 @@ class SwarmApi(pulumi.ComponentResource):
                 ],
                 spread=True,
             ),
+            endpoint_spec=internal_endpoint(),
             update_config=docker.ServiceUpdateConfigArgs(**step, failure_action="rollback"),
             # A failing rollback stops where it is for the operator, rather than flapping.
             rollback_config=docker.ServiceRollbackConfigArgs(**step, failure_action="pause"),

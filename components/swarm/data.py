@@ -28,6 +28,7 @@ from components.swarm.task_defaults import (
     converge,
     hardened_container_spec,
     healthcheck,
+    internal_endpoint,
     service_labels,
     task_spec,
 )
@@ -138,6 +139,7 @@ class SwarmData(pulumi.ComponentResource):
                 networks=back,
                 constraints=[ON_DATA_NODE],
             ),
+            endpoint_spec=internal_endpoint(),
             update_config=one_at_a_time(),
             converge_config=converge(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, volumes["postgres-data"]]),
@@ -179,6 +181,7 @@ class SwarmData(pulumi.ComponentResource):
                 networks=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=args.back_network, aliases=[REDIS_ALIAS])],
                 constraints=[ON_DATA_NODE],
             ),
+            endpoint_spec=internal_endpoint(),
             update_config=one_at_a_time(),
             converge_config=converge(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, volumes["redis-data"]]),

@@ -99,3 +99,18 @@ def converge(settings: Settings) -> docker.ServiceConvergeConfigArgs:
     the service's UpdateStatus and tasks (TF resource_docker_service_funcs.go
     resourceDockerServiceUpdateRefreshFunc: `rollback_completed` and `paused` are errors)."""
     return docker.ServiceConvergeConfigArgs(delay="5s", timeout=f"{settings.health.wait_timeout_seconds}s")
+
+
+# How the stack's services find each other on the overlays: DNS round robin. The service name
+# resolves to the addresses of its tasks, and a task is added only once its health check passes
+# (the engine activates a task's service binding after the health_status healthy event: moby
+# daemon/cluster/executor/container/controller.go, `Start`), so nothing is sent to a starting or
+# unhealthy task. nginx resolves the API's name per request (resolver valid=1s) and retries the
+# next address on error (rendering/nginx.py). The default, a virtual IP, is load-balanced by the
+# kernel's IPVS, which some kernels lack (CONFIG_IP_VS; the test machine's, for one), and then
+# answers nothing at all.
+ENDPOINT_MODE = "dnsrr"
+
+
+def internal_endpoint() -> docker.ServiceEndpointSpecArgs:
+    return docker.ServiceEndpointSpecArgs(mode=ENDPOINT_MODE)

@@ -102,8 +102,9 @@ def test_placement_edge_and_data_nodes(swarm: Deployment) -> None:
         {"targetPort": 80, "publishedPort": 8080, "publishMode": "host"},
         {"targetPort": 443, "publishedPort": 8443, "publishMode": "host"},
     ]
+    # Internal services: no published port; found by DNS round robin (tasks join once healthy).
     for role in ("api", "postgres", "redis"):
-        assert "endpointSpec" not in service(swarm, role).inputs, role
+        assert service(swarm, role).inputs["endpointSpec"] == {"mode": "dnsrr"}, role
 
 
 def test_data_volumes_live_on_the_data_node_protected(swarm: Deployment) -> None:
