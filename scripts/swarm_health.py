@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from health_check import Check, nginx_probe
+from health_check import Check, nginx_probe, poll
 from hooklib import HookError, docker, emit, env, env_int, fail, scrub
 
 # UpdateStatus.State values that mean the last update did not go through (moby api/types/swarm).
@@ -99,15 +99,8 @@ def main() -> None:
         checks = build_checks()
     except (HookError, OSError) as exc:
         fail(f"swarm health check could not start: {exc}")
-    attempts = 0
-    while True:
-        attempts += 1
-        for check in checks:
-            # Every round checks everything again: a task can die after it once looked fine.
-            check.run()
-        if all(check.ok for check in checks) or time.monotonic() + interval > deadline:
-            break
-        time.sleep(interval)
+    # Every round checks everything again: a task can die after it once looked fine.
+    attempts = poll(checks, deadline, interval, recheck=True)
     seconds = round(time.monotonic() - started, 3)
     failed = [check for check in checks if not check.ok]
     if failed:

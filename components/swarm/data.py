@@ -18,7 +18,9 @@ from components.postgres import DATA_DIR as PG_DATA_DIR
 from components.postgres import (
     INITDB_ARGS,
     PGDATA,
+    SERVER_COMMAND,
     STOP_GRACE_SECONDS,
+    health_test,
     postgres_uid,
 )
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
@@ -108,16 +110,8 @@ class SwarmData(pulumi.ComponentResource):
                         "PGDATA": PGDATA,
                         "POSTGRES_INITDB_ARGS": INITDB_ARGS,
                     },
-                    commands=[
-                        "postgres",
-                        "-c",
-                        "shared_preload_libraries=pg_stat_statements",
-                        "-c",
-                        "pg_stat_statements.track=all",
-                    ],
-                    healthcheck=healthcheck(
-                        ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database], start_period=30
-                    ),
+                    commands=list(SERVER_COMMAND),
+                    healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
                     stop_signal="SIGINT",
                     stop_grace_period=f"{STOP_GRACE_SECONDS}s",
                     secrets=[secret_file(pg_secret, PG_PASSWORD_FILE)],
