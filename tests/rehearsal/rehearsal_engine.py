@@ -48,6 +48,7 @@ from providers_command import CommandProvider
 from providers_docker import ContainerProvider, NetworkProvider, RemoteImageProvider, VolumeProvider
 from providers_docker_image import ImageProvider
 from providers_misc import PrivateKeyProvider, RandomPasswordProvider, SelfSignedCertProvider
+from providers_swarm import SecretProvider, ServiceConfigProvider, ServiceProvider
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -64,6 +65,9 @@ PROVIDERS: tuple[type[Provider], ...] = (
     SelfSignedCertProvider,
     CommandProvider,
     ContainerProvider,
+    SecretProvider,
+    ServiceConfigProvider,
+    ServiceProvider,
 )
 
 # --- the engine --------------------------------------------------------------------------------
@@ -251,13 +255,17 @@ class Rehearsal:
             # in the provider returning the old state and the init error being cleared.
             change = provider.update(base["name"], old, inputs, diff)
             with self._lock:
-                self.current[urn] = {**self._entry(base, change, inputs), "seq": old["seq"]}
+                # pkg/backend/snapshot.go updateSnapshotMutation.End: markNew appends the resource to
+                # the new snapshot when its step completes, so it now comes after what it depends on
+                # (a replaced secret's new side, say) and a later destroy deletes it before them.
+                self.current[urn] = self._entry(base, change, inputs)
                 detail = ",".join(sorted(diff.changed)) or "empty update (clears the init error)"
                 self._event(run, "update", urn, detail)
                 self._save()
             return change.id, change.outputs
         with self._lock:
-            self.current[urn] = {**old, **base, "seq": old["seq"]}
+            # sameSnapshotMutation.End: markNew too; a `same` resource moves to its place in this run.
+            self.current[urn] = {**old, **base, "seq": self._next_seq()}
             self._event(run, "same", urn)
             self._save()
         return old["id"], old["outputs"]

@@ -12,7 +12,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 TESTS_DIR = HERE.parent
 REPO_ROOT = TESTS_DIR.parent
-for _p in (str(REPO_ROOT), str(TESTS_DIR), str(HERE)):
+for _p in (str(REPO_ROOT), str(TESTS_DIR), str(TESTS_DIR / "rehearsal"), str(HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
