@@ -49,10 +49,15 @@ def load_cluster(loader: Loader) -> ClusterSettings:
             f"{s.full_key('registry')}: required with mode=swarm: every node pulls the built API image from "
             f"it. Set it with `pulumi config set --path '{s.full_key('registry')}' registry.internal:5000`."
         )
-    if len(registry) > 200 or not _REGISTRY_RE.fullmatch(registry):
+    # A scheme is only ever `http://`, said on purpose for a plain-HTTP registry on a private network
+    # (the nodes' engines must list it in insecure-registries); without one the registry is HTTPS.
+    plain_http = registry.startswith("http://")
+    address = registry.removeprefix("http://")
+    if len(address) > 200 or not _REGISTRY_RE.fullmatch(address):
         raise ConfigError(
-            f"{s.full_key('registry')}: {registry!r} is not a registry address; use host[:port][/path] "
-            "without a scheme, e.g. registry.internal:5000 or 10.0.0.5:5000/catalogizer."
+            f"{s.full_key('registry')}: {registry!r} is not a registry address; use host[:port][/path] for an "
+            "HTTPS registry, e.g. registry.internal:5000 or 10.0.0.5:5000/catalogizer, or http://host:port for a "
+            "plain-HTTP one on a private network."
         )
     data_host = s.text("dataNodeHost", None)
     if data_host is None:
@@ -66,7 +71,7 @@ def load_cluster(loader: Loader) -> ClusterSettings:
             f"{s.full_key('dataNodeHost')}: {data_host!r} is not a Docker host URL; use ssh://user@host, "
             "tcp://host:2376 or unix:///path/to/docker.sock (as DOCKER_HOST takes it)."
         )
-    return ClusterSettings(mode=mode, registry=registry, data_node_host=data_host)
+    return ClusterSettings(mode=mode, registry=address, registry_plain_http=plain_http, data_node_host=data_host)
 
 
 def check_swarm_scope(

@@ -271,6 +271,8 @@ class ClusterSettings:
     mode: str
     # host[:port][/path] every node pulls the built API image from (swarm only).
     registry: str | None = None
+    # The registry speaks plain HTTP (configured as http://...): a private network only.
+    registry_plain_http: bool = False
     # Docker host URL of the node labelled catalogizer.data=true, for the hooks (swarm only).
     data_node_host: str | None = None
 

@@ -59,9 +59,19 @@ class PushedImage(pulumi.ComponentResource):
             tag_triggers=[args.image_ref],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.wait_for)),
         )
+        cluster = args.settings.cluster
+        assert cluster.registry is not None
+        host = cluster.registry.split("/", 1)[0]
         pushed = docker.RegistryImage(
             f"{name}-push",
             name=tag.target_image,
+            # Without a resource auth_config the provider needs a `docker:registryAuth` entry for this
+            # registry and fails otherwise (TF resource_docker_registry_image_funcs.go
+            # getAuthConfigForRegistry); the address's scheme is how it reads the digest back
+            # (canonicalizeRegistryAddress: https:// unless http:// is given). No login: see docs.
+            auth_config=docker.RegistryImageAuthConfigArgs(
+                address=f"http://{host}" if cluster.registry_plain_http else host
+            ),
             # Kept in the registry: a rollback or a rescheduled task on a new node pulls it again.
             keep_remotely=True,
             triggers={"image": args.image_ref},

@@ -14,7 +14,7 @@ BAD_CLUSTER = [
     ("dev", {"cluster": {"mode": "kubernetes"}}, ["catalogizer:cluster.mode", "'kubernetes'", "single, swarm"]),
     ("dev", {"cluster": {"mode": "swarm", "dataNodeHost": "ssh://a@b"}}, ["catalogizer:cluster.registry", "required"]),
     ("dev", {"cluster": {"mode": "swarm", "registry": "r:5000"}}, ["catalogizer:cluster.dataNodeHost", "required"]),
-    ("dev", {"cluster": {**SWARM, "registry": "http://r:5000"}}, ["catalogizer:cluster.registry", "without a scheme"]),
+    ("dev", {"cluster": {**SWARM, "registry": "https://r:5000"}}, ["catalogizer:cluster.registry", "http://host:port"]),
     ("dev", {"cluster": {**SWARM, "registry": "r:5000/Team"}}, ["catalogizer:cluster.registry", "host[:port][/path]"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "data-1"}}, ["catalogizer:cluster.dataNodeHost", "ssh://user@host"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "tcp://d -H x"}}, ["catalogizer:cluster.dataNodeHost"]),
@@ -63,3 +63,15 @@ def test_swarm_accepts_every_docker_host_form(workspace: Workspace) -> None:
         deployed = workspace.deploy("dev", {"cluster": {**SWARM, "dataNodeHost": host}})
         (backup,) = [r for r in deployed.of_type("command:local:Command") if r.name == "pre-update-backup-pg-dump"]
         assert backup.inputs["environment"]["DOCKER_HOST"] == host
+
+
+def test_registry_scheme_decides_how_the_digest_is_read(workspace: Workspace) -> None:
+    for registry, address in (
+        ("10.0.0.5:5000", "10.0.0.5:5000"),
+        ("http://10.0.0.5:5000/team", "http://10.0.0.5:5000"),
+    ):
+        deployed = workspace.deploy("dev", {"cluster": {**SWARM, "registry": registry}})
+        (push,) = deployed.of_type("docker:index/registryImage:RegistryImage")
+        assert push.inputs["authConfig"] == {"address": address}
+        # The image reference never carries the scheme.
+        assert push.inputs["name"].startswith(registry.removeprefix("http://") + "/catalogizer-dev-api:")
