@@ -36,7 +36,7 @@ def load_cluster(loader: Loader) -> ClusterSettings:
     s = loader.section("cluster")
     mode = s.choice("mode", "single", CLUSTER_MODES)
     if mode == "single":
-        for name in ("registry", "dataNodeHost"):
+        for name in ("registry", "dataNodeHost", "encryptedOverlay"):
             if name in s.raw:
                 raise ConfigError(
                     f"{s.full_key(name)}: only used with mode=swarm; remove it "
@@ -71,7 +71,16 @@ def load_cluster(loader: Loader) -> ClusterSettings:
             f"{s.full_key('dataNodeHost')}: {data_host!r} is not a Docker host URL; use ssh://user@host, "
             "tcp://host:2376 or unix:///path/to/docker.sock (as DOCKER_HOST takes it)."
         )
-    return ClusterSettings(mode=mode, registry=address, registry_plain_http=plain_http, data_node_host=data_host)
+    # Off only on purpose: Swarm encrypts with IPsec ESP (AES-GCM) in the kernel, and a kernel without
+    # it passes no overlay traffic at all (docs/security.md, "Swarm mode").
+    encrypted = s.boolean("encryptedOverlay", True)
+    return ClusterSettings(
+        mode=mode,
+        registry=address,
+        registry_plain_http=plain_http,
+        data_node_host=data_host,
+        encrypted_overlay=encrypted,
+    )
 
 
 def check_swarm_scope(

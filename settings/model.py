@@ -71,7 +71,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "backup": ("dir", "keep", "scheduler", "schedule", "repository", "keepDaily", "keepWeekly", "drillSchedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
-    "cluster": ("mode", "registry", "dataNodeHost"),
+    "cluster": ("mode", "registry", "dataNodeHost", "encryptedOverlay"),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom", "maintenance")
 SECRET_KEYS = (
@@ -275,6 +275,8 @@ class ClusterSettings:
     registry_plain_http: bool = False
     # Docker host URL of the node labelled catalogizer.data=true, for the hooks (swarm only).
     data_node_host: str | None = None
+    # The overlays carry node-to-node traffic in IPsec; off only where the nodes' kernels lack ESP.
+    encrypted_overlay: bool = True
 
     @property
     def swarm(self) -> bool:

@@ -41,7 +41,7 @@ class SwarmNetwork(pulumi.ComponentResource):
                 f"{name}-{side}",
                 name=f"{prefix}-{side}",
                 driver="overlay",
-                options=OVERLAY_OPTIONS,
+                options=OVERLAY_OPTIONS if args.settings.cluster.encrypted_overlay else None,
                 labels=labels(args.settings, f"network-{side}"),
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -25,6 +25,12 @@ BAD_CLUSTER = [
         ["catalogizer:cluster.dataNodeHost", "only used with mode=swarm"],
     ),
     ("dev", {"cluster": {**SWARM, "replicas": 2}}, ["catalogizer:cluster", "unknown key 'replicas'"]),
+    ("dev", {"cluster": {"encryptedOverlay": False}}, ["catalogizer:cluster.encryptedOverlay", "mode=swarm"]),
+    (
+        "dev",
+        {"cluster": {**SWARM, "encryptedOverlay": "no"}},
+        ["catalogizer:cluster.encryptedOverlay", "true or false"],
+    ),
     ("dev", {"cluster": SWARM, "postgres": {"hostPort": 5433}}, ["catalogizer:postgres.hostPort", "127.0.0.1"]),
     ("dev", {"cluster": SWARM, "redis": {"hostPort": 6380}}, ["catalogizer:redis.hostPort", "every interface"]),
     ("dev", {"cluster": SWARM, "monitoring": {"enabled": True}}, ["catalogizer:monitoring.enabled", "swarm"]),
@@ -75,3 +81,11 @@ def test_registry_scheme_decides_how_the_digest_is_read(workspace: Workspace) ->
         assert push.inputs["authConfig"] == {"address": address}
         # The image reference never carries the scheme.
         assert push.inputs["name"].startswith(registry.removeprefix("http://") + "/catalogizer-dev-api:")
+
+
+def test_overlays_are_encrypted_unless_switched_off(workspace: Workspace) -> None:
+    for setting, options in ((None, {"encrypted": "true"}), (True, {"encrypted": "true"}), (False, None)):
+        cluster = SWARM if setting is None else {**SWARM, "encryptedOverlay": setting}
+        deployed = workspace.deploy("dev", {"cluster": cluster})
+        for network in deployed.of_type("docker:index/network:Network"):
+            assert network.inputs.get("options") == options, (setting, network.inputs)
