@@ -110,7 +110,7 @@ class SwarmData(pulumi.ComponentResource):
                         "PGDATA": PGDATA,
                         "POSTGRES_INITDB_ARGS": INITDB_ARGS,
                     },
-                    commands=list(SERVER_COMMAND),
+                    args=list(SERVER_COMMAND),
                     healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
                     stop_signal="SIGINT",
                     stop_grace_period=f"{STOP_GRACE_SECONDS}s",
@@ -159,7 +159,7 @@ class SwarmData(pulumi.ComponentResource):
                 hardened_container_spec(
                     "redis",
                     image=redis.image,
-                    commands=["redis-server", CONF_PATH],
+                    args=["redis-server", CONF_PATH],
                     # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
                     env=password.apply(lambda pw: {"REDISCLI_AUTH": pw}),
                     healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),

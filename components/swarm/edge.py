@@ -95,7 +95,7 @@ class SwarmEdge(pulumi.ComponentResource):
                 hardened_container_spec(
                     "nginx",
                     image=settings.proxy.image,
-                    commands=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
+                    args=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
                     healthcheck=healthcheck(
                         ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
                     ),

@@ -28,7 +28,13 @@ def service_labels(settings: Settings, role: str) -> list[docker.ServiceLabelArg
 
 
 def hardened_container_spec(role: str, **spec: Any) -> docker.ServiceTaskSpecContainerSpecArgs:
-    """The role's container spec: capabilities dropped, read-only root with tmpfs mounts, user."""
+    """The role's container spec: capabilities dropped, read-only root with tmpfs mounts, user.
+
+    A service's `commands` REPLACE the image's entrypoint (moby daemon/cluster/executor/container/
+    container.go: Command becomes the Entrypoint), which would skip e.g. the postgres image's
+    initdb; what a container's `command` is (the image's CMD) is a service's `args`."""
+    if "commands" in spec:
+        raise ValueError(f"{role}: pass the command as args; commands would replace the image's entrypoint")
     hardening = HARDENING[role]
     mounts = list(spec.pop("mounts", []))
     if hardening.read_only:

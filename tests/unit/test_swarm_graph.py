@@ -152,7 +152,11 @@ def test_passwords_are_swarm_secrets_where_the_image_reads_files(swarm: Deployme
     redis_conf = base64.b64decode(secrets["data-redis-conf"].inputs["data"]).decode()
     assert "user default reset on #" in redis_conf and swarm.outputs["redisPassword"] not in redis_conf
     redis = spec(service(swarm, "redis"))
-    assert redis["commands"] == ["redis-server", "/etc/catalogizer-redis/redis.conf"]
+    # args, not commands: the image's entrypoint still runs (initdb for postgres), as on one host.
+    assert redis["args"] == ["redis-server", "/etc/catalogizer-redis/redis.conf"] and "commands" not in redis
+    assert spec(service(swarm, "postgres"))["args"][0] == "postgres" and "commands" not in spec(
+        service(swarm, "postgres")
+    )
     assert redis["secrets"][0]["fileName"] == "/etc/catalogizer-redis/redis.conf"
     for secret in secrets.values():
         assert secret.is_secret("data"), secret.name
@@ -170,7 +174,7 @@ def test_nginx_gets_the_rendered_conf_and_certificate_as_configs(swarm: Deployme
     assert "ssl_certificate tls/cert.pem;" in text and 'set $api_upstream "api";' in text
     (key,) = nginx["secrets"]
     assert key["fileName"] == "/etc/nginx/live/current/tls/key.pem" and key["fileMode"] == 0o400
-    assert nginx["commands"] == ["nginx", "-c", "/etc/nginx/live/current/nginx.conf", "-g", "daemon off;"]
+    assert nginx["args"] == ["nginx", "-c", "/etc/nginx/live/current/nginx.conf", "-g", "daemon off;"]
 
 
 def _plain_strings(value: object, path: str, resource: Registered) -> list[tuple[str, str]]:
