@@ -31,7 +31,7 @@ _REFUSED_OPTIONS = {
     "importId": "import_",
     "deletedWith": "deleted_with",
     "replace_with": "replace_with",
-    "provider": "provider",
+    # `provider` (one explicit provider resource) is checked by the engine itself (_register).
     "providers": "providers",
     "transforms": "transforms",
     "aliasURNs": "aliases",
