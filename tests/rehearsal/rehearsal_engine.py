@@ -49,6 +49,7 @@ from providers_command import CommandProvider
 from providers_docker import ContainerProvider, NetworkProvider, RemoteImageProvider, VolumeProvider
 from providers_docker_image import ImageProvider
 from providers_misc import PrivateKeyProvider, RandomPasswordProvider, SelfSignedCertProvider
+from providers_registry import RegistryImageProvider, TagProvider
 from providers_swarm import SecretProvider, ServiceConfigProvider, ServiceProvider
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -69,6 +70,8 @@ PROVIDERS: tuple[type[Provider], ...] = (
     SecretProvider,
     ServiceConfigProvider,
     ServiceProvider,
+    TagProvider,
+    RegistryImageProvider,
 )
 
 # --- the engine --------------------------------------------------------------------------------

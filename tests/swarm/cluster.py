@@ -258,11 +258,12 @@ class SwarmCluster:
                 str(node.root / "docker.pid"),
                 "-H",
                 node.host,
-                # No docker0 and no iptables rules: the host's firewall stays as it is; the swarm's
-                # overlays do not need either.
+                # No docker0. iptables rules ARE needed (host-mode published ports are DNAT rules, and
+                # nothing listens without them); they go into this engine's own network namespace
+                # (netfilter tables are per namespace), never into the host's.
                 "--bridge",
                 "none",
-                "--iptables=false",
+                "--iptables=true",
                 "--insecure-registry",
                 self.registry,
             ],
