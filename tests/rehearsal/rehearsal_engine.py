@@ -215,6 +215,7 @@ class Rehearsal:
         state = self.load_state()
         self.run = Run()
         self._seq = state.get("seq", 0)
+        self.run.first_seq = self._seq
         self.current = {urn: {**e, "urn": urn} for urn, e in state["resources"].items()}
         self.pending = list(state.get("pending_deletes", []))
         self.outputs = dict(state.get("outputs", {}))
@@ -458,6 +459,7 @@ class Rehearsal:
                 # Steps still running finish inside this run; their failures are this run's.
                 drain_runtime(run)
                 gc.collect()
+                self._untouched_last(run)
         if error is None and not run.failures:
             try:
                 self.outputs = self._stack_outputs()
@@ -472,6 +474,19 @@ class Rehearsal:
                 "update failed:\n" + "\n".join(f"  - {f}" for f in failures), failures, list(run.events)
             )
         return UpResult(dict(self.outputs), list(run.events), seconds)
+
+    def _untouched_last(self, run: Run) -> None:
+        """pkg/backend/snapshot.go SnapshotManager.snap: the new snapshot lists the resources this run
+        operated on (in completion order), then the old ones it did not touch, in their old order.
+        After a failed run that puts e.g. a service the run never reached after the config it did
+        reach, so a destroy still deletes the service first."""
+        with self._lock:
+            # Every step that completed in this run gave its resource a new seq; a failed step (its
+            # mutation ends unsuccessful: no markNew) leaves the old one, as an untouched resource has.
+            untouched = [e for e in self.current.values() if e["seq"] <= run.first_seq] + self.pending
+            for entry in sorted(untouched, key=lambda e: e["seq"]):
+                entry["seq"] = self._next_seq()
+            self._save()
 
     @staticmethod
     def _stack_outputs() -> dict[str, Any]:
