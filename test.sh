@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the test suite, preparing whatever is missing first.
 #
-#   ./test.sh              every layer: unit, rendering, real services, rehearsal (needs root or
+#   ./test.sh              every layer: unit, rendering, real services, rehearsal, swarm (needs root or
 #                          sudo the first time, to install the host packages and start Docker)
 #   ./test.sh unit         the fast layer only: no Docker, no root
+#   ./test.sh swarm        the Docker Swarm layer: a 3-node swarm of its own (engines in network
+#                          namespaces, a registry) built and removed by the tests; needs root
 #   ./test.sh smoke        the Automation-API smoke test against the real Pulumi engine (needs
 #                          the Pulumi CLI; not part of the suite)
 #   ./test.sh [LAYER] [pytest options...]   e.g. ./test.sh unit -k deploy -x
@@ -19,8 +21,8 @@ die() { printf '[test] ERROR: %s\n' "$*" >&2; exit 1; }
 
 layer=all
 case ${1:-} in
-    unit | rendering | real | rehearsal | smoke | all) layer=$1 && shift ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
+    unit | rendering | real | rehearsal | swarm | smoke | all) layer=$1 && shift ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' && exit 0 ;;
 esac
 
 # -- host: packages and the Docker engine (only the layers that use them) ---------------------------
@@ -28,7 +30,7 @@ esac
 # else only when something is missing, through sudo.
 host_ready() {
     local tool
-    for tool in docker debootstrap nginx openssl psql redis-cli git curl; do
+    for tool in docker debootstrap nginx openssl psql redis-cli git curl docker-registry ip nsenter iptables; do
         PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null || { say "missing on this host: $tool"; return 1; }
     done
     docker info >/dev/null 2>&1 || { say "the Docker engine does not answer (for you)"; return 1; }
@@ -72,7 +74,7 @@ prepare_venv() {
 
 # The host first: on a fresh Debian it also brings python3-venv.
 case $layer in
-    rendering | real | rehearsal | all) prepare_host ;;
+    rendering | real | rehearsal | swarm | all) prepare_host ;;
 esac
 prepare_venv
 # As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
@@ -80,13 +82,23 @@ export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 # The fast layer (the program under mocks and the renderers) runs on every core: its tests share
 # nothing. The Docker layers run one test at a time: they time traffic and share one engine.
 FAST=(tests/unit tests/rendering)
+# The swarm layer makes network namespaces, a bridge and a FORWARD rule: root's business.
+swarm_layer() {
+    if [ "$(id -u)" -eq 0 ]; then
+        .venv/bin/python -m pytest tests/swarm "$@"
+    else
+        sudo --preserve-env=PATH,VIRTUAL_ENV .venv/bin/python -m pytest tests/swarm "$@"
+    fi
+}
 case $layer in
     unit) exec .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@" ;;
     smoke) exec .venv/bin/python -m smoke "$@" ;;
     rendering | real) exec .venv/bin/python -m pytest "tests/$layer" "$@" ;;
     rehearsal) exec .venv/bin/python -m pytest tests/rehearsal -s "$@" ;;
+    swarm) swarm_layer "$@" ;;
     all)
         .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@"
-        exec .venv/bin/python -m pytest tests/real tests/rehearsal "$@"
+        .venv/bin/python -m pytest tests/real tests/rehearsal "$@"
+        swarm_layer "$@"
         ;;
 esac

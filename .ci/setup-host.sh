@@ -10,7 +10,9 @@ die() { printf '[setup-host] ERROR: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
 PACKAGES=(docker.io debootstrap nginx openssl postgresql-client redis-tools ca-certificates testssl.sh restic openssh-client
-          python3-venv git curl)
+          python3-venv git curl
+          # The swarm layer (tests/swarm): a registry, network namespaces and nsenter, iptables.
+          docker-registry iproute2 util-linux iptables)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -29,6 +31,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     log "all packages already installed"
 fi
+
+# docker-registry's postinst may start a system registry on :5000 (systemd hosts); the swarm tests
+# run their own instance on an address of their own bridge and never talk to that one.
 
 # Note: on hosts with systemd the nginx package's postinst starts a host nginx
 # on port 80. The tests only run the binary (`nginx -t`, private instances on

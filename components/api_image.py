@@ -70,6 +70,8 @@ class ApiImage(pulumi.ComponentResource):
     """``ref`` is the image ID, so a new version replaces the containers."""
 
     ref: pulumi.Output[str]
+    # The version tag: what a registry copy of this image is tagged with (swarm mode).
+    version: str
     # Kept versions, newest first, the deployed one marked (built images only).
     versions: pulumi.Output[list[dict[str, object]]]
 
@@ -79,12 +81,13 @@ class ApiImage(pulumi.ComponentResource):
         api = settings.api
         if api.source is not None:
             build_args = {"GO_VERSION": api.go_version}
+            self.version = image_version(api.source, api.dockerfile, build_args, api.platform)
             build = hook_command(
                 f"{name}-build",
                 "api_image.py",
                 environment={
                     "IMAGE_REPOSITORY": f"{settings.name_prefix}-api",
-                    "IMAGE_TAG": image_version(api.source, api.dockerfile, build_args, api.platform),
+                    "IMAGE_TAG": self.version,
                     # The Dockerfile copies submodules/ from the checkout root, so the root is the context.
                     "BUILD_CONTEXT": str(api.source),
                     "DOCKERFILE": str(api.source / api.dockerfile),
@@ -102,6 +105,7 @@ class ApiImage(pulumi.ComponentResource):
             self.versions = summary.apply(lambda s: list(s.get("versions", [])))
         else:
             assert api.image is not None
+            self.version = "prebuilt-" + hashlib.sha256(api.image.encode()).hexdigest()[:12]
             remote = docker.RemoteImage(
                 f"{name}-prebuilt", name=api.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
             )

@@ -38,14 +38,19 @@ def database_env(
     repository_password: pulumi.Input[str] | None = None,
 ) -> dict:
     return {
-        "PG_CONTAINER": container_name,
+        # In swarm mode PostgreSQL is a service on the data node: the hooks get its name and that
+        # node's Docker host, and find its running task there (scripts/hooklib.use_service_container).
+        **(
+            {"PG_SERVICE": container_name, "DOCKER_HOST": settings.cluster.data_node_host}
+            if settings.cluster.swarm
+            else {"PG_CONTAINER": container_name, **docker_env(settings)}
+        ),
         "PGUSER": settings.postgres.user,
         "PGDATABASE": settings.postgres.database,
         "PGPASSWORD": pulumi.Output.secret(password),
         "BACKUP_DIR": str(settings.backup.dir),
         "BACKUP_KEEP": str(settings.backup.keep),
         "STACK_NAME": settings.name_prefix,
-        **docker_env(settings),
         **offsite_env(settings, repository_password),
     }
 

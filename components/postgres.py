@@ -31,6 +31,22 @@ def postgres_uid(image: str) -> int:
     return 70 if "alpine" in image.rsplit("/", 1)[-1] else 999
 
 
+# pg_stat_statements backs the runbook's slow-query check.
+SERVER_COMMAND = (
+    "postgres",
+    "-c",
+    "shared_preload_libraries=pg_stat_statements",
+    "-c",
+    "pg_stat_statements.track=all",
+)
+
+
+def health_test(user: str, database: str) -> list[str]:
+    """Over TCP: the entrypoint's temporary init server listens on the socket only, and must not
+    count as "healthy" (it shuts down again right after initdb)."""
+    return ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database]
+
+
 # Time for a clean shutdown (checkpoint) before Docker kills the server.
 STOP_GRACE_SECONDS = 60
 
@@ -91,19 +107,8 @@ class Postgres(pulumi.ComponentResource):
             # file is 0640 and the server runs as its own uid with group root: the entrypoint
             # reads the file again after it would have dropped privileges (upstream file_env).
             user=f"{postgres_uid(pg.image)}:0",
-            # pg_stat_statements backs the runbook's slow-query check.
-            command=[
-                "postgres",
-                "-c",
-                "shared_preload_libraries=pg_stat_statements",
-                "-c",
-                "pg_stat_statements.track=all",
-            ],
-            # Over TCP: the entrypoint's temporary init server listens on the socket only, and
-            # must not count as "healthy" (it shuts down again right after initdb).
-            healthcheck=healthcheck(
-                ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database], start_period=30
-            ),
+            command=list(SERVER_COMMAND),
+            healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
             shm_size=256,
             # SIGINT is PostgreSQL's "fast" shutdown: it checkpoints, then exits.
             stop_signal="SIGINT",

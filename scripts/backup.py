@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hooklib import HookError, emit, env, env_int, fail, require_running, scrub
+from hooklib import HookError, emit, env, env_int, fail, require_running, scrub, use_service_container
 from manifest import ExportedSnapshot, dumps
 
 CHUNK = 1024 * 1024
@@ -238,6 +238,7 @@ def main() -> None:
         from offsite import Repository  # offsite imports this module's names
 
         repository = Repository.from_env(stack, directory)
+        use_service_container()
         result = take_backup(Database.from_env(), directory, stack, manifest=repository is not None)
         apply_retention(directory, stack, keep)
         summary = result.summary()

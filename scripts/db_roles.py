@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hooklib import HookError, emit, env, fail, require_running, scrub
+from hooklib import HookError, emit, env, fail, require_running, scrub, use_service_container
 
 # psql reads the role and password from its environment (\getenv, PostgreSQL 15+), so
 # neither is on any argv; format(%I, %L) quotes them for the statements it generates.
@@ -169,6 +169,7 @@ def remove_trust(container: str, user: str, database: str) -> int:
 
 def main() -> None:
     try:
+        use_service_container()
         container, user, database = env("PG_CONTAINER"), env("PGUSER"), env("PGDATABASE")
         env("PGPASSWORD")
         api_user = env("API_DB_USER")

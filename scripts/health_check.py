@@ -147,6 +147,20 @@ def build_checks() -> list[Check]:
     return checks
 
 
+def poll(checks: list[Check], deadline: float, interval: float, *, recheck: bool = False) -> int:
+    """Runs the checks every `interval` until all pass or `deadline` (monotonic) would be passed;
+    returns the number of rounds. `recheck`: a check that passed runs again each round."""
+    attempts = 0
+    while True:
+        attempts += 1
+        for check in checks:
+            if recheck or not check.ok:
+                check.run()
+        if all(check.ok for check in checks) or time.monotonic() + interval > deadline:
+            return attempts
+        time.sleep(interval)
+
+
 def main() -> None:
     started = time.monotonic()
     try:
@@ -155,15 +169,7 @@ def main() -> None:
         checks = build_checks()
     except (HookError, OSError) as exc:
         fail(f"health check could not start: {exc}")
-    attempts = 0
-    while True:
-        attempts += 1
-        for check in checks:
-            if not check.ok:
-                check.run()
-        if all(check.ok for check in checks) or time.monotonic() + interval > deadline:
-            break
-        time.sleep(interval)
+    attempts = poll(checks, deadline, interval)
     seconds = round(time.monotonic() - started, 3)
     failed = [check for check in checks if not check.ok]
     if failed:

@@ -90,6 +90,36 @@ def require_running(name: str, role: str) -> None:
         raise HookError(f"{role} is not reachable: {detail}")
 
 
+def use_service_container(service_var: str = "PG_SERVICE", container_var: str = "PG_CONTAINER") -> None:
+    """Swarm mode: the hooks are given the service's name and DOCKER_HOST of the node it is pinned
+    to; its running task's container there is what `docker exec` needs, so it is looked up (Swarm
+    labels every task container with com.docker.swarm.service.name) and put in `container_var`."""
+    service = os.environ.get(service_var)
+    if not service:
+        return
+    result = docker(
+        [
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.swarm.service.name={service}",
+            "--filter",
+            "status=running",
+        ],
+        timeout=30,
+    )
+    ids = result.stdout.decode().split()
+    if result.returncode != 0 or len(ids) != 1:
+        detail = scrub(result.stderr.decode(errors="replace").strip()) or f"{len(ids)} running containers"
+        where = os.environ.get("DOCKER_HOST", "the local engine")
+        raise HookError(
+            f"service {service}: expected exactly one running task container on {where}"
+            f" (catalogizer:cluster.dataNodeHost), found: {detail}"
+        )
+    os.environ[container_var] = ids[0]
+
+
 def container_log_tail(name: str, lines: int = 20) -> str:
     result = docker(["logs", "--tail", str(lines), "--", name], timeout=30)
     text = (result.stdout + result.stderr).decode(errors="replace").rstrip()

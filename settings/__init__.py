@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 import pulumi
 
+from settings.cluster import check_swarm_scope, load_cluster
 from settings.edge import check_acme_domain, load_proxy, load_tls
 from settings.model import (
     API_PORT,
     APP_ENVS,
+    CLUSTER_MODES,
     LOG_LEVELS,
     LOG_MAX_FILE,
     LOG_MAX_SIZE,
@@ -25,6 +27,8 @@ from settings.model import (
     MIN_MEMORY_MB,
     MIN_SECRET_CHARS,
     NAMESPACE,
+    NODE_LABEL_DATA,
+    NODE_LABEL_EDGE,
     PLAIN_KEYS,
     POSTGRES_PORT,
     REDIS_PORT,
@@ -36,6 +40,7 @@ from settings.model import (
     AlertsSettings,
     ApiSettings,
     BackupSettings,
+    ClusterSettings,
     EmailSettings,
     HealthSettings,
     MonitoringSettings,
@@ -65,6 +70,7 @@ from settings.services import load_api, load_postgres, load_redis
 __all__ = [
     "API_PORT",
     "APP_ENVS",
+    "CLUSTER_MODES",
     "LOG_LEVELS",
     "LOG_MAX_FILE",
     "LOG_MAX_SIZE",
@@ -72,6 +78,8 @@ __all__ = [
     "MIN_MEMORY_MB",
     "MIN_SECRET_CHARS",
     "NAMESPACE",
+    "NODE_LABEL_DATA",
+    "NODE_LABEL_EDGE",
     "PLAIN_KEYS",
     "POSTGRES_PORT",
     "REDIS_PORT",
@@ -83,6 +91,7 @@ __all__ = [
     "AlertsSettings",
     "ApiSettings",
     "BackupSettings",
+    "ClusterSettings",
     "ConfigError",
     "EmailSettings",
     "HealthSettings",
@@ -161,6 +170,8 @@ def load_settings(
     _check_port_clashes(host_port_claims(proxy, postgres, redis, monitoring, tls))
     secrets = load_secrets(loader)
     restore = load_restore(loader, backup)
+    cluster = load_cluster(loader)
+    check_swarm_scope(cluster, postgres, redis, monitoring, backup, restore)
     maintenance = loader.text("maintenance", "false")
     if maintenance not in ("true", "false"):
         raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
@@ -184,6 +195,7 @@ def load_settings(
         docker_host=docker_host,
         secrets=secrets,
         backup_env=backup_env,
+        cluster=cluster,
     )
 
 

@@ -13,6 +13,11 @@ NAMESPACE = "catalogizer"
 
 APP_ENVS = ("production", "staging", "development")
 TLS_MODES = ("selfSigned", "files", "acme", "off")
+CLUSTER_MODES = ("single", "swarm")
+# Swarm node labels the operator sets (`docker node update --label-add ...`): nginx runs on the
+# edge nodes, PostgreSQL and Redis (and their volumes) on the one data node.
+NODE_LABEL_EDGE = "catalogizer.edge"
+NODE_LABEL_DATA = "catalogizer.data"
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
 # Floors below which the services fail in ways that look like bugs, not limits.
@@ -66,6 +71,7 @@ STRUCTURED_KEYS: dict[str, tuple[str, ...]] = {
     "backup": ("dir", "keep", "scheduler", "schedule", "repository", "keepDaily", "keepWeekly", "drillSchedule"),
     "health": ("timeoutSeconds", "intervalSeconds", "probeAddress", "waitTimeoutSeconds"),
     "preflight": ("minFreeGb",),
+    "cluster": ("mode", "registry", "dataNodeHost", "encryptedOverlay"),
 }
 PLAIN_KEYS = ("namePrefix", "appEnv", "domain", "restoreFrom", "maintenance")
 SECRET_KEYS = (
@@ -274,6 +280,28 @@ class RestoreSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Where the stack runs: one Docker host (`single`) or an existing Docker Swarm (`swarm`)."""
+
+    mode: str
+    # host[:port][/path] every node pulls the built API image from (swarm only).
+    registry: str | None = None
+    # The registry speaks plain HTTP (configured as http://...): a private network only.
+    registry_plain_http: bool = False
+    # Docker host URL of the node labelled catalogizer.data=true, for the hooks (swarm only).
+    data_node_host: str | None = None
+    # The overlays carry node-to-node traffic in IPsec; off only where the nodes' kernels lack ESP.
+    encrypted_overlay: bool = True
+
+    @property
+    def swarm(self) -> bool:
+        return self.mode == "swarm"
+
+
+SINGLE_HOST = ClusterSettings(mode="single")
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     name_prefix: str
@@ -297,6 +325,7 @@ class Settings:
     secrets: Mapping[str, str]
     # catalogizer:backupRepositoryEnv: restic backend variables (secret values).
     backup_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    cluster: ClusterSettings = SINGLE_HOST
 
     @property
     def production(self) -> bool:

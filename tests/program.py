@@ -104,6 +104,11 @@ class FakeProvider(pulumi.runtime.Mocks):
             state["imageId"] = "sha256:" + _fake_digest(args.inputs["name"])
         elif token == "docker:index/image:Image":
             state["repoDigest"] = "sha256:" + _fake_digest(args.inputs.get("build"))
+        elif token in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
+            # Auto-named by the provider's Check (no `name` input): a stable stand-in here.
+            state.setdefault("name", f"{args.name}-{_fake_digest(args.name)[:7]}")
+        elif token == "docker:index/registryImage:RegistryImage":
+            state["sha256Digest"] = "sha256:" + _fake_digest(args.inputs["name"], args.inputs.get("triggers"))
         elif token == "random:index/randomPassword:RandomPassword":
             state["result"] = ("Mock" + _fake_digest(args.name) * 2)[: int(args.inputs["length"])]
         elif token == "tls:index/privateKey:PrivateKey":

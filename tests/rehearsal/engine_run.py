@@ -31,7 +31,7 @@ _REFUSED_OPTIONS = {
     "importId": "import_",
     "deletedWith": "deleted_with",
     "replace_with": "replace_with",
-    "provider": "provider",
+    # `provider` (one explicit provider resource) is checked by the engine itself (_register).
     "providers": "providers",
     "transforms": "transforms",
     "aliasURNs": "aliases",
@@ -57,6 +57,8 @@ class Run:
     """
 
     def __init__(self) -> None:
+        # The snapshot's last sequence number before this run (Rehearsal._untouched_last).
+        self.first_seq = 0
         self.events: list[Event] = []
         self.failures: list[str] = []
         self.registered: set[str] = set()

@@ -30,13 +30,17 @@ HEALTHY_STATE_ERROR = "container failed to be in healthy state"
 class NetworkProvider(Provider):
     # terraform-provider-docker resource_docker_network.go: every argument is ForceNew.
     token = "docker:index/network:Network"
-    spec = Spec({"name", "driver", "labels"}, {"labels": Spec({"label", "value"})})
+    spec = Spec({"name", "driver", "labels", "options"}, {"labels": Spec({"label", "value"})})
     autonamed = True
 
     def create(self, name: str, inputs: Inputs) -> Change:
         net_name = inputs.get("name") or f"{name}-{secrets.token_hex(4)[:7]}"
         labels = {item["label"]: item["value"] for item in inputs.get("labels") or []}
-        net = self.r.docker.networks.create(net_name, driver=inputs.get("driver") or "bridge", labels=labels)
+        # resource_docker_network_funcs.go: `options` go to NetworkCreate's Options as given (e.g. an
+        # overlay's "encrypted").
+        net = self.r.docker.networks.create(
+            net_name, driver=inputs.get("driver") or "bridge", labels=labels, options=inputs.get("options") or None
+        )
         return Change(net.id, {**inputs, "name": net_name, "driver": inputs.get("driver") or "bridge"})
 
     def delete(self, entry: Mapping[str, Any]) -> None:

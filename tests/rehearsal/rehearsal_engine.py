@@ -16,6 +16,7 @@ beside this file has the fidelity table (behaviour, upstream source, test).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -48,6 +49,8 @@ from providers_command import CommandProvider
 from providers_docker import ContainerProvider, NetworkProvider, RemoteImageProvider, VolumeProvider
 from providers_docker_image import ImageProvider
 from providers_misc import PrivateKeyProvider, RandomPasswordProvider, SelfSignedCertProvider
+from providers_registry import RegistryImageProvider, TagProvider
+from providers_swarm import SecretProvider, ServiceConfigProvider, ServiceProvider
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -64,6 +67,11 @@ PROVIDERS: tuple[type[Provider], ...] = (
     SelfSignedCertProvider,
     CommandProvider,
     ContainerProvider,
+    SecretProvider,
+    ServiceConfigProvider,
+    ServiceProvider,
+    TagProvider,
+    RegistryImageProvider,
 )
 
 # --- the engine --------------------------------------------------------------------------------
@@ -110,7 +118,9 @@ class Rehearsal:
         self.state_path = state_path
         self.project_dir = project_dir
         self.program = program
-        self.docker = client or _docker_client()
+        self._default_docker = client or _docker_client()
+        self._clients: dict[str, docker.DockerClient] = {}
+        self._local = threading.local()
         self.providers = {p.token: p(self) for p in PROVIDERS}
         self.built_images: set[str] = set()
         self._log = log or (lambda line: None)
@@ -120,6 +130,72 @@ class Rehearsal:
         self.pending: list[dict[str, Any]] = []
         self.outputs: dict[str, Any] = {}
         self.run = Run()
+
+    # -- explicit providers -----------------------------------------------------------------------
+    @property
+    def docker(self) -> docker.DockerClient:
+        """The Docker client of the step running on this thread: its explicit provider's `host`, else
+        the default provider's (DOCKER_HOST)."""
+        return getattr(self._local, "client", None) or self._default_docker
+
+    @contextlib.contextmanager
+    def _provider_client(self, host: str | None) -> Iterator[None]:
+        if not host:
+            yield
+            return
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = docker.DockerClient(base_url=host, timeout=300)
+        self._local.client = self._clients[host]
+        try:
+            yield
+        finally:
+            self._local.client = None
+
+    def _explicit_provider(self, where: str, request: Any, urn: str, inputs: Inputs) -> tuple[str, Inputs]:
+        """A `pulumi:providers:docker` resource: a provider plugin with that config, which resources
+        name by reference (pkg/resource/deploy/providers/reference.go ParseReference: `<urn>::<id>`,
+        split at the last `::`). Only `host` is implemented; a changed config would replace the
+        provider and its resources, which is not modelled, so it is refused."""
+        if request.type != "pulumi:providers:docker":
+            raise Refused(f"{where}: provider type {request.type} is not implemented by the rehearsal engine")
+        for key in inputs:
+            if key not in ("host", "version"):
+                raise Refused(f"{where}: provider input '{key}' is not implemented by the rehearsal engine")
+        with self._lock:
+            old = self.current.get(urn)
+            if old is not None and old["inputs"].get("host") != inputs.get("host"):
+                raise Refused(f"{where}: a changed provider host (a provider replacement) is not implemented")
+            provider_id = old["id"] if old is not None else f"provider-{self._next_seq()}"
+            self.current[urn] = {
+                "urn": urn,
+                "type": request.type,
+                "name": request.name,
+                "parent": request.parent,
+                "custom": True,
+                "provider_resource": True,
+                "dependencies": list(request.dependencies),
+                "protect": False,
+                "retain_on_delete": False,
+                "delete_before_replace": None,
+                "replace_on_changes": [],
+                "id": provider_id,
+                "inputs": inputs,
+                "outputs": inputs,
+                "seq": self._next_seq(),
+            }
+            self._save()
+        return provider_id, inputs
+
+    def _provider_host(self, where: str, reference: str) -> str | None:
+        if not reference:
+            return None
+        urn = reference.rsplit("::", 1)[0]  # ParseReference: the last "::"
+        with self._lock:
+            entry = self.current.get(urn)
+        if entry is None or not entry.get("provider_resource"):
+            raise Refused(f"{where}: resource option 'provider' names {reference}, which is not a docker provider here")
+        return entry["inputs"].get("host")
 
     # -- state file (the snapshot) --------------------------------------------------------------
     def load_state(self) -> dict[str, Any]:
@@ -139,6 +215,7 @@ class Rehearsal:
         state = self.load_state()
         self.run = Run()
         self._seq = state.get("seq", 0)
+        self.run.first_seq = self._seq
         self.current = {urn: {**e, "urn": urn} for urn, e in state["resources"].items()}
         self.pending = list(state.get("pending_deletes", []))
         self.outputs = dict(state.get("outputs", {}))
@@ -177,6 +254,13 @@ class Rehearsal:
             "delete_before_replace": bool(request.deleteBeforeReplace) if dbr_defined else None,
             "replace_on_changes": list(request.replaceOnChanges),
         }
+        if request.custom and request.type.startswith("pulumi:providers:"):
+            with self._lock:
+                run.registered.add(urn)
+            return self._explicit_provider(where, request, urn, inputs)
+        host = self._provider_host(where, request.provider) if request.custom else None
+        if host:
+            entry_base["provider_host"] = host
         if not request.custom:
             with self._lock:
                 run.registered.add(urn)
@@ -193,7 +277,8 @@ class Rehearsal:
             run.registered.add(urn)
             old = self.current.get(urn)
         try:
-            return self._step(run, urn, provider, old, inputs, entry_base)
+            with self._provider_client(host):
+                return self._step(run, urn, provider, old, inputs, entry_base)
         except InitError as exc:
             # step.go CreateStep.Apply: a partial failure is recorded with its init errors, then fails.
             with self._lock:
@@ -251,13 +336,17 @@ class Rehearsal:
             # in the provider returning the old state and the init error being cleared.
             change = provider.update(base["name"], old, inputs, diff)
             with self._lock:
-                self.current[urn] = {**self._entry(base, change, inputs), "seq": old["seq"]}
+                # pkg/backend/snapshot.go updateSnapshotMutation.End: markNew appends the resource to
+                # the new snapshot when its step completes, so it now comes after what it depends on
+                # (a replaced secret's new side, say) and a later destroy deletes it before them.
+                self.current[urn] = self._entry(base, change, inputs)
                 detail = ",".join(sorted(diff.changed)) or "empty update (clears the init error)"
                 self._event(run, "update", urn, detail)
                 self._save()
             return change.id, change.outputs
         with self._lock:
-            self.current[urn] = {**old, **base, "seq": old["seq"]}
+            # sameSnapshotMutation.End: markNew too; a `same` resource moves to its place in this run.
+            self.current[urn] = {**old, **base, "seq": self._next_seq()}
             self._event(run, "same", urn)
             self._save()
         return old["id"], old["outputs"]
@@ -310,8 +399,11 @@ class Rehearsal:
             if entry.get("retain_on_delete"):
                 # step.go DeleteStep.Apply: retainOnDelete drops it from the state only.
                 self._event(run, "retain", urn, f"{why}; retainOnDelete: left in place")
+            elif entry.get("provider_resource"):
+                self._event(run, "delete", urn, why)  # a provider resource holds nothing to delete
             else:
-                self.providers[entry["type"]].delete(entry)
+                with self._provider_client(entry.get("provider_host")):
+                    self.providers[entry["type"]].delete(entry)
                 self._event(run, "delete", urn, why)
         self._save()
 
@@ -367,6 +459,7 @@ class Rehearsal:
                 # Steps still running finish inside this run; their failures are this run's.
                 drain_runtime(run)
                 gc.collect()
+                self._untouched_last(run)
         if error is None and not run.failures:
             try:
                 self.outputs = self._stack_outputs()
@@ -381,6 +474,19 @@ class Rehearsal:
                 "update failed:\n" + "\n".join(f"  - {f}" for f in failures), failures, list(run.events)
             )
         return UpResult(dict(self.outputs), list(run.events), seconds)
+
+    def _untouched_last(self, run: Run) -> None:
+        """pkg/backend/snapshot.go SnapshotManager.snap: the new snapshot lists the resources this run
+        operated on (in completion order), then the old ones it did not touch, in their old order.
+        After a failed run that puts e.g. a service the run never reached after the config it did
+        reach, so a destroy still deletes the service first."""
+        with self._lock:
+            # Every step that completed in this run gave its resource a new seq; a failed step (its
+            # mutation ends unsuccessful: no markNew) leaves the old one, as an untouched resource has.
+            untouched = [e for e in self.current.values() if e["seq"] <= run.first_seq] + self.pending
+            for entry in sorted(untouched, key=lambda e: e["seq"]):
+                entry["seq"] = self._next_seq()
+            self._save()
 
     @staticmethod
     def _stack_outputs() -> dict[str, Any]:

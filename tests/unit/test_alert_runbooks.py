@@ -12,7 +12,10 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 def _alerts_part() -> str:
     text = GUIDE.read_text()
-    return text[text.index("## 13. Alerts") :]
+    part = text[text.index("## 13. Alerts") :]
+    # Up to the next numbered section (14 has ### headings of its own).
+    following = part.find("\n## ", 1)
+    return part if following == -1 else part[:following]
 
 
 def test_every_rule_links_a_heading_of_the_guide() -> None:

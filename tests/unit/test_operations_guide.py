@@ -29,6 +29,7 @@ RUNBOOK_SECTIONS = [
     "Maintenance windows",
     "Periodic tasks",
     "Alerts",
+    "Growing past one host",
 ]
 
 

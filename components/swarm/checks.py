@@ -1,0 +1,87 @@
+"""The swarm preflight and post-deploy verification hooks (scripts/swarm_preflight.py,
+scripts/swarm_health.py); like every hook they are Commands that only call the script."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from components.hook_support import docker_env, exported_summary, hook_command
+from settings import NODE_LABEL_DATA, NODE_LABEL_EDGE, Settings
+
+PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "registry", "seconds")
+HEALTH_KEYS = ("status", "seconds", "attempts", "checks")
+
+
+@dataclass(frozen=True)
+class SwarmPreflightArgs:
+    settings: Settings
+    # Changes with every rollout, so the cluster is checked again before each.
+    rollout_fingerprint: pulumi.Input[str]
+
+
+class SwarmPreflight(pulumi.ComponentResource):
+    command: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
+
+    def __init__(self, name: str, args: SwarmPreflightArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:ops:SwarmPreflight", name, None, opts)
+        cluster = args.settings.cluster
+        assert cluster.registry is not None and cluster.data_node_host is not None
+        self.command = hook_command(
+            f"{name}-check",
+            "swarm_preflight.py",
+            environment={
+                "EDGE_LABEL": NODE_LABEL_EDGE,
+                "DATA_LABEL": NODE_LABEL_DATA,
+                "DATA_NODE_HOST": cluster.data_node_host,
+                "REGISTRY": cluster.registry,
+                **docker_env(args.settings),
+            },
+            triggers=[args.rollout_fingerprint],
+            parent=self,
+        )
+        self.summary = exported_summary(self.command.stdout, PREFLIGHT_KEYS)
+        self.register_outputs({"summary": self.summary})
+
+
+@dataclass(frozen=True)
+class SwarmHealthArgs:
+    settings: Settings
+    services: list[pulumi.CustomResource]
+    cert_pem: pulumi.Input[str] | None
+    rollout_fingerprint: pulumi.Input[str]
+
+
+class SwarmHealth(pulumi.ComponentResource):
+    command: command.local.Command
+    summary: pulumi.Output[dict[str, object]]
+
+    def __init__(self, name: str, args: SwarmHealthArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("catalogizer:ops:SwarmHealth", name, None, opts)
+        settings = args.settings
+        names = [service.name for service in args.services]  # type: ignore[attr-defined]
+        environment: dict[str, pulumi.Input[str]] = {
+            "SWARM_SERVICES": pulumi.Output.all(*names).apply(",".join),
+            "HEALTH_URL": settings.health_url,
+            # An edge node's address: nginx publishes in host mode there only.
+            "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
+            "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
+            "HEALTH_INTERVAL": str(settings.health.interval_seconds),
+            **docker_env(settings),
+        }
+        if args.cert_pem is not None:
+            environment["HEALTH_CA_PEM"] = args.cert_pem
+        self.command = hook_command(
+            f"{name}-verify",
+            "swarm_health.py",
+            environment=environment,
+            # Every rollout, and any service whose spec changed (its version), is verified again.
+            triggers=[args.rollout_fingerprint],
+            parent=self,
+            depends_on=list(args.services),
+        )
+        self.summary = exported_summary(self.command.stdout, HEALTH_KEYS)
+        self.register_outputs({"summary": self.summary})

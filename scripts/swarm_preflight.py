@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Swarm preflight: refuse to deploy unless the cluster is what catalogizer:cluster says.
+
+Checks, before any resource of the stack is created or changed:
+- DOCKER_HOST (the Docker provider's host) is a Swarm manager (`docker info`: Swarm.ControlAvailable);
+- at least one Ready node carries EDGE_LABEL=true, and exactly one carries DATA_LABEL=true;
+- DATA_NODE_HOST is that data node's own engine (its `docker info` Swarm.NodeID);
+- the registry answers the registry API: GET /v2/ returns the header Docker-Distribution-API-Version
+  (distribution/distribution registry/handlers/app.go sets it on every response of the API).
+Exit 0 prints one JSON summary; exit 1 says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hooklib import HookError, docker, emit, env, fail, scrub
+
+
+def _docker_json(args: list[str], what: str) -> object:
+    result = docker(args, timeout=60)
+    if result.returncode != 0:
+        raise HookError(f"{what}: {scrub(result.stderr.decode(errors='replace').strip())}")
+    return json.loads(result.stdout)
+
+
+def check_manager() -> str:
+    swarm = _docker_json(["info", "--format", "{{json .Swarm}}"], "docker info")
+    assert isinstance(swarm, dict)
+    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+        raise HookError(
+            f"{os.environ.get('DOCKER_HOST', 'the local Docker engine')} is not a Swarm manager "
+            f"(state {swarm.get('LocalNodeState')!r}); point docker:host at a manager, or use cluster.mode=single."
+        )
+    return str(swarm.get("NodeID"))
+
+
+def labelled_nodes(edge_label: str, data_label: str) -> tuple[list[str], list[str]]:
+    ids = docker(["node", "ls", "--quiet"], timeout=60).stdout.decode().split()
+    nodes = _docker_json(["node", "inspect", "--", *ids], "docker node inspect") if ids else []
+    assert isinstance(nodes, list)
+    ready = [n for n in nodes if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"]
+    edge = [n["ID"] for n in ready if n["Spec"].get("Labels", {}).get(edge_label) == "true"]
+    data = [n["ID"] for n in nodes if n["Spec"].get("Labels", {}).get(data_label) == "true"]
+    if not edge:
+        raise HookError(
+            f"no ready node is labelled {edge_label}=true, so nginx could run nowhere; "
+            f"`docker node update --label-add {edge_label}=true <node>` on the node(s) with the public address."
+        )
+    if len(data) != 1:
+        raise HookError(
+            f"{len(data)} nodes are labelled {data_label}=true; exactly one must be (PostgreSQL and Redis and "
+            f"their volumes live there): `docker node update --label-add {data_label}=true <node>` "
+            f"(and --label-rm on the others)."
+        )
+    return edge, data
+
+
+def check_data_node(data_node: str, host: str) -> None:
+    result = docker(["-H", host, "info", "--format", "{{.Swarm.NodeID}}"], timeout=60)
+    if result.returncode != 0:
+        error = scrub(result.stderr.decode(errors="replace").strip())
+        raise HookError(f"catalogizer:cluster.dataNodeHost {host} does not answer: {error}")
+    seen = result.stdout.decode().strip()
+    if seen != data_node:
+        raise HookError(
+            f"catalogizer:cluster.dataNodeHost {host} is node {seen or '(not in a swarm)'}, but the node labelled "
+            f"data is {data_node}; set dataNodeHost to the data node's Docker host, or move the label."
+        )
+
+
+def check_registry(registry: str, timeout: float) -> str:
+    host = registry.split("/", 1)[0]
+    errors = []
+    for scheme in ("https", "http"):
+        request = urllib.request.Request(f"{scheme}://{host}/v2/", headers={"User-Agent": "catalogizer-preflight"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=ssl.create_default_context()) as answer:
+                version = answer.headers.get("Docker-Distribution-API-Version")
+        except urllib.error.HTTPError as exc:  # 401: a registry that wants a login still answers
+            version = exc.headers.get("Docker-Distribution-API-Version")
+        except (OSError, ValueError) as exc:
+            errors.append(f"{scheme}: {exc}")
+            continue
+        if version:
+            return f"{scheme}://{host} ({version})"
+        errors.append(f"{scheme}: answered, but not as a registry (no Docker-Distribution-API-Version header)")
+    raise HookError(f"catalogizer:cluster.registry {registry} does not answer as a registry: {'; '.join(errors)}")
+
+
+def main() -> None:
+    started = time.monotonic()
+    try:
+        manager = check_manager()
+        edge, data = labelled_nodes(env("EDGE_LABEL"), env("DATA_LABEL"))
+        check_data_node(data[0], env("DATA_NODE_HOST"))
+        registry = check_registry(env("REGISTRY"), 10.0)
+    except (HookError, OSError, ValueError, KeyError) as exc:
+        fail(f"swarm preflight failed: {exc}")
+    emit(
+        {
+            "manager": manager,
+            "edgeNodes": len(edge),
+            "dataNode": data[0],
+            "registry": registry,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Fixtures for the swarm tests: one 3-node cluster per session, removed whatever happens."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TESTS_DIR = HERE.parent
+REPO_ROOT = TESTS_DIR.parent
+for _p in (str(REPO_ROOT), str(TESTS_DIR), str(TESTS_DIR / "rehearsal"), str(HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from cluster import SwarmCluster  # noqa: E402
+from images.ensure import ensure_images  # noqa: E402
+
+# A small image with python3: the tests' listeners and clients.
+PROBE_IMAGE = "catalogizer-test/python-runtime:bookworm"
+
+
+def _say(config: pytest.Config) -> callable:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            sys.stderr.write(line + "\n")
+
+    return say
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[SwarmCluster]:
+    ensure_images()
+    built = SwarmCluster(say=_say(request.config))
+    # A CI timeout or `kill` sends SIGTERM: turn it into an exception so the teardown below runs.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        built.up()
+        yield built
+    finally:
+        problems = built.down()
+        signal.signal(signal.SIGTERM, previous)
+        # A leftover namespace, engine or rule would outlive the run: that is a failure.
+        assert not problems, f"swarm cluster teardown left: {problems}"
+
+
+@pytest.fixture(scope="session")
+def probe_image(cluster: SwarmCluster) -> str:
+    return cluster.push_image(PROBE_IMAGE)
