@@ -289,6 +289,16 @@ class SwarmCluster:
         rows = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
         return sum(1 for row in rows if row.get("Status") == "Ready")
 
+    # -- losing a node ---------------------------------------------------------------------------------
+    def cut(self, node: Node) -> None:
+        """The node drops off the network (its bridge port goes down): to the others it is lost, as a
+        machine whose cable is pulled; its engine and containers keep running, unreachable."""
+        run(["ip", "link", "set", f"{self.run_id}v{node.index}", "down"])
+
+    def reconnect(self, node: Node) -> None:
+        run(["ip", "link", "set", f"{self.run_id}v{node.index}", "up"])
+        wait_until(f"node {node.index} Ready again", lambda: self.ready_nodes() == len(self.nodes), NODE_READY_SECONDS)
+
     # -- images ------------------------------------------------------------------------------------
     def load_image(self, node: Node, image: str) -> None:
         """Copies an image of the main engine into `node`'s engine (docker save | docker load)."""

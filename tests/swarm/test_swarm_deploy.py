@@ -67,7 +67,7 @@ def stack(cluster: SwarmCluster, probe_image: str, tmp_path_factory: pytest.Temp
         "catalogizer:proxy": {"image": images["nginx"], "httpPort": HTTP_PORT, "httpsPort": HTTPS_PORT},
         "catalogizer:backup": {"dir": str(root / "backups"), "keep": 5},
         "catalogizer:health": {
-            "waitTimeoutSeconds": 150,
+            "waitTimeoutSeconds": 240,
             "timeoutSeconds": 90,
             "intervalSeconds": 2,
             "probeAddress": cluster.manager.address,
@@ -205,4 +205,51 @@ def test_broken_image_rolls_back_by_itself(cluster: SwarmCluster, stack: dict) -
         f"[swarm] broken image rolls back by itself: {time.monotonic() - started:.1f}s, passed "
         f"(sent {len(loop.answers)}, answered by the broken image 0, failed 0; Swarm: "
         f"{(after.get('UpdateStatus') or {}).get('State')})"
+    )
+
+
+def test_worker_lost_its_tasks_move_and_requests_recover(cluster: SwarmCluster, stack: dict) -> None:
+    """The worker (node 3, one API task, no edge or data label) drops off the network under a client
+    loop: Swarm marks it down, starts its task on another node, and the answers recover."""
+    started = time.monotonic()
+    client = stack["client"]
+    service = stack["outputs"]["services"]["api"]
+
+    def api_nodes() -> list[str]:
+        tasks = client.api.tasks(filters={"service": service, "desired-state": "running"})
+        return [t["NodeID"] for t in tasks if t["Status"]["State"] == "running"]
+
+    # Back to the v2 build (the broken one was rolled back), three replicas spread over three nodes:
+    # the worker surely runs one (an update in place).
+    _set_build(stack["checkout"], "v2")
+    stack["config"]["catalogizer:api"] = {**stack["config"]["catalogizer:api"], "replicas": 3}
+    stack["outputs"] = stack["engine"].up("rehearsal", stack["config"]).outputs
+    assert cluster.worker.node_id in api_nodes(), "the worker runs no API task to lose"
+    moved_after: list[float] = []
+
+    def lose_worker() -> None:
+        cut_at = time.monotonic()
+        cluster.cut(cluster.worker)
+        try:
+            deadline = cut_at + 90
+            while time.monotonic() < deadline:
+                nodes = api_nodes()
+                if len(nodes) == 3 and cluster.worker.node_id not in nodes:
+                    moved_after.append(time.monotonic() - cut_at)
+                    break
+                time.sleep(1)
+            time.sleep(10)  # answers after the move count too
+        finally:
+            cluster.reconnect(cluster.worker)
+
+    loop, _ = _under_load(cluster, stack, lose_worker)
+    assert moved_after, "the worker's API task was not started elsewhere within 90 s"
+    failed, gap = loop.failed(), loop.longest_gap()
+    tail = [a for a in loop.answers if a[0] >= loop.answers[-1][0] - 5]
+    assert tail and all(a[1] == 200 for a in tail), tail[-5:]
+    assert gap < 30, f"longest gap without an answer {gap:.1f}s"
+    cluster.say(
+        f"[swarm] worker lost, tasks rescheduled: {time.monotonic() - started:.1f}s, passed "
+        f"(task on another node after {moved_after[0]:.1f}s; sent {len(loop.answers)}, failed {len(failed)}, "
+        f"longest gap {gap:.1f}s)"
     )
