@@ -18,6 +18,7 @@ from settings.model import (
     PostgresSettings,
     RedisSettings,
     RestoreSettings,
+    TlsSettings,
 )
 from settings.reader import ConfigError, Loader
 
@@ -90,10 +91,19 @@ def check_swarm_scope(
     monitoring: MonitoringSettings,
     backup: BackupSettings,
     restore: RestoreSettings | None,
+    tls: TlsSettings,
 ) -> None:
     """Refuses settings the swarm topology does not (yet) carry, instead of silently dropping them."""
     if not cluster.swarm:
         return
+    if tls.mode == "acme":
+        # The ACME sidecar joins nginx's network and PID namespaces (components/acme.py); a Swarm
+        # service has no pid_mode or network_mode to join another task's, so it cannot run there.
+        raise ConfigError(
+            "catalogizer:tls.mode: acme is not available with cluster.mode=swarm yet (its sidecar shares "
+            "nginx's container namespaces, which Swarm services cannot). Use tls.mode=files with a "
+            "certificate obtained outside the stack, or cluster.mode=single."
+        )
     for key, port in (("postgres", postgres.host_port), ("redis", redis.host_port)):
         if port is not None:
             # A service's published port has no bind address (the provider's endpoint_spec.ports has

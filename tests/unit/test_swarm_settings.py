@@ -34,6 +34,11 @@ BAD_CLUSTER = [
     ("dev", {"cluster": SWARM, "postgres": {"hostPort": 5433}}, ["catalogizer:postgres.hostPort", "127.0.0.1"]),
     ("dev", {"cluster": SWARM, "redis": {"hostPort": 6380}}, ["catalogizer:redis.hostPort", "every interface"]),
     ("dev", {"cluster": SWARM, "monitoring": {"enabled": True}}, ["catalogizer:monitoring.enabled", "swarm"]),
+    (
+        "dev",
+        {"cluster": SWARM, "tls": {"mode": "acme", "acmeEmail": "ops@example.com"}, "domain": "catalog.example.com"},
+        ["catalogizer:tls.mode", "acme is not available with cluster.mode=swarm", "tls.mode=files"],
+    ),
     # Production's scheduler is on by default: swarm mode says so instead of dropping it.
     (
         "prod",
