@@ -21,6 +21,11 @@ first fetched from the off-host restic repository into BACKUP_DIR and checked ag
 sha256 pushed with it; `latest` skips RESTORE_EXCLUDE_SNAPSHOT, the dump this same `pulumi up`
 pushed a moment ago of the database about to be replaced. Then the same steps 1-4 follow.
 
+In swarm mode (PG_SERVICE and API_SERVICE set; DOCKER_HOST is the data node's engine) the same
+steps run against PostgreSQL's task on the data node, and step 3 scales the API service to 0
+through the manager instead and waits until none of its tasks runs (scripts/swarm_api.py); a
+failure before the replay scales it back. There is no maintenance page in swarm mode.
+
 `--keep-record` (pulumi-command's `update`) restores nothing: it repeats the previous run's
 record from PULUMI_COMMAND_STDOUT, so an unrelated input change never replays a dump.
 """
@@ -38,8 +43,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup import CHECKSUM_SUFFIX, CHUNK, Database, apply_retention, safe_stack_name, take_backup, verify_dump
-from hooklib import HookError, docker, emit, env, env_int, fail, scrub
+from hooklib import HookError, docker, emit, env, env_int, fail, scrub, use_service_container
 from proxy_config import set_maintenance
+from swarm_api import scale_back, scale_to_zero
 
 # Tables added by a newer migration must go too, which `pg_restore --clean` alone would keep.
 PROLOGUE = b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public AUTHORIZATION pg_database_owner;\n"
@@ -168,11 +174,15 @@ def main() -> None:
         return
     started = time.monotonic()
     stopped: list[str] = []
+    # Swarm mode: the API service's name, and the replicas it had before it was scaled to 0.
+    api_service = os.environ.get("API_SERVICE") or None
+    api_replicas: int | None = None
     replayed = proxied = False
     try:
         stack = safe_stack_name(env("STACK_NAME"))
         directory = Path(env("BACKUP_DIR"))
         keep = env_int("BACKUP_KEEP", 10)
+        use_service_container()  # swarm mode: PG_SERVICE's task container on the data node
         db = Database.from_env()
         snapshot = os.environ.get("RESTORE_SNAPSHOT") or None
         source = fetch_snapshot(stack, directory, snapshot) if snapshot else Path(env("RESTORE_FILE"))
@@ -182,13 +192,18 @@ def main() -> None:
         proxied = bool(os.environ.get("NGINX_VOLUME"))
         if proxied:
             set_maintenance("on")
-        stopped = stop_api_containers(env("API_STACK_LABEL"))
+        if api_service is not None:
+            api_replicas = scale_to_zero(api_service)
+        else:
+            stopped = stop_api_containers(env("API_STACK_LABEL"))
         replay(db, source)
         replayed = True
         apply_retention(directory, stack, keep, spare=(source,))
     except HookError as exc:
         # After a replay the data is the dump's: see the module docstring for why nothing restarts.
-        note = "" if replayed else start_containers(stopped)
+        note = ""
+        if not replayed:
+            note = scale_back(api_service, api_replicas) if api_service else start_containers(stopped)
         if proxied and not replayed:
             try:
                 set_maintenance("off")
@@ -201,7 +216,11 @@ def main() -> None:
             "restored": str(source.resolve()),
             "sha256": sha256,
             "safetyDump": str(safety.file),
-            "stoppedApiContainers": len(stopped),
+            **(
+                {"apiService": api_service, "apiReplicasStopped": api_replicas or 0}
+                if api_service
+                else {"stoppedApiContainers": len(stopped)}
+            ),
             "seconds": round(time.monotonic() - started, 3),
         }
     )

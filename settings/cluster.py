@@ -113,15 +113,23 @@ def check_swarm_scope(
                 f"127.0.0.1 only, so the port would be open on every interface of the node. Remove it and use "
                 f"`docker exec` on the data node instead."
             )
+    if restore is not None and restore.snapshot is not None:
+        # The swarm topology's hooks are not given the off-host repository (components/topology/swarm.py):
+        # a dump on the machine running `pulumi up` is restored through the data node, a snapshot is not.
+        raise ConfigError(
+            f"catalogizer:restoreFrom: restic:{restore.snapshot} is not available with cluster.mode=swarm yet "
+            "(the swarm topology has no off-host repository). Fetch the dump with `restic restore` and set "
+            "restoreFrom to the .dump file (its .sha256 beside it), or use cluster.mode=single."
+        )
     refused = {
         "catalogizer:monitoring.enabled": monitoring.enabled,
         "catalogizer:backup.scheduler": backup.scheduler,
-        "catalogizer:restoreFrom": restore is not None,
     }
     for key, on in refused.items():
         if on:
             raise ConfigError(
                 f"{key}: not available with cluster.mode=swarm yet (the swarm topology deploys nginx, the API, "
-                f"PostgreSQL, Redis and the pre-update backup only; see docs/operations.md, 'Growing past one "
-                f"host'). Set it to false/remove it for this stack, or use cluster.mode=single."
+                f"PostgreSQL, Redis, the pre-update backup and restores of local dumps only; see "
+                f"docs/operations.md, 'Growing past one host'). Set it to false/remove it for this stack, or use "
+                f"cluster.mode=single."
             )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import HEALTH_PATH, LOGS_MOUNT, MEDIA_MOUNT, NETWORK_ALIAS
+from components.api import HEALTH_PATH, LABEL_RESTORE, LOGS_MOUNT, MEDIA_MOUNT, NETWORK_ALIAS
 from components.swarm.task_defaults import (
     converge,
     hardened_container_spec,
@@ -27,6 +27,11 @@ from settings import API_PORT, Settings
 # How long Swarm watches each new task for failure before it counts the step as done; a task
 # that turns unhealthy or exits inside it triggers the rollback.
 UPDATE_MONITOR = "30s"
+
+
+def api_service_name(settings: Settings) -> str:
+    """Known before the service exists: the restore hook, which runs first, scales it by this name."""
+    return f"{settings.name_prefix}-api"
 
 
 def registry_image_ref(settings: Settings, version: str) -> str:
@@ -104,9 +109,17 @@ class SwarmApi(pulumi.ComponentResource):
         api = settings.api
         env = pulumi.Output.from_input(args.envs).apply(lambda items: dict(item.split("=", 1) for item in items))
         step = {"parallelism": 1, "order": "start-first", "monitor": UPDATE_MONITOR, "max_failure_ratio": "0"}
+        restored = None
+        if settings.restore is not None:
+            # As on one host: a restore is followed by fresh API tasks. The restore hook left the service
+            # at 0 replicas; this changed label makes `pulumi up` update the service, and the update sends
+            # the declared replicas again (scripts/swarm_api.py cites the provider and swarmkit).
+            restored = [
+                docker.ServiceTaskSpecContainerSpecLabelArgs(label=LABEL_RESTORE, value=settings.restore.identity)
+            ]
         self.service = docker.Service(
             f"{name}-service",
-            name=f"{settings.name_prefix}-api",
+            name=api_service_name(settings),
             labels=service_labels(settings, "api"),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=api.replicas)),
             task_spec=task_spec(
@@ -124,6 +137,7 @@ class SwarmApi(pulumi.ComponentResource):
                         start_period=20,
                     ),
                     stop_grace_period="30s",
+                    labels=restored,
                     mounts=[
                         # The folder must exist on every node that may run the API (docs/operations.md).
                         docker.ServiceTaskSpecContainerSpecMountArgs(

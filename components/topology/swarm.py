@@ -3,7 +3,8 @@
 API replicas spread across nodes with health-gated start-first updates and automatic rollback;
 nginx on the edge nodes (host-mode ports); PostgreSQL and Redis pinned to the data node with
 their protected volumes; two encrypted overlays; secrets as Swarm secrets. The hooks run
-against the data node (backup, the API's role) and the manager (preflight, health).
+against the data node (backup, restore, the API's role) and the manager (preflight, health; the
+restore also scales the API service to 0 there while it replays a dump).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from components.api import ApiSecrets, api_environment, rollout_fingerprint
 from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.db_roles import DbRoles, DbRolesArgs
+from components.restore import Restore, RestoreArgs
 from components.secrets import Secrets, SecretsArgs
-from components.swarm.app import PushedImage, PushedImageArgs, SwarmApi, SwarmApiArgs
+from components.swarm.app import PushedImage, PushedImageArgs, SwarmApi, SwarmApiArgs, api_service_name
 from components.swarm.checks import SwarmHealth, SwarmHealthArgs, SwarmPreflight, SwarmPreflightArgs
 from components.swarm.data import SwarmData, SwarmDataArgs
 from components.swarm.edge import SwarmEdge, SwarmEdgeArgs
@@ -45,6 +47,23 @@ def deploy(settings: Settings) -> dict[str, object]:
         "pre-update-backup",
         PreUpdateBackupArgs(settings, data.postgres, data.postgres_service, pg_password, rollout),
     )
+    # The dump, then any restore (which keeps the API service at 0 tasks), then the API's role, then the API.
+    database_hooks: list[pulumi.Resource] = [backup.command]
+    restore = None
+    if settings.restore is not None:
+        restore = Restore(
+            "restore",
+            RestoreArgs(
+                settings,
+                settings.restore,
+                data.postgres_service,
+                pg_password,
+                None,  # no maintenance page: nginx's configuration is a Swarm config here
+                [backup.command],
+                api_service=api_service_name(settings),
+            ),
+        )
+        database_hooks.append(restore.command)
     db_roles = DbRoles(
         "db-roles",
         DbRolesArgs(
@@ -53,7 +72,7 @@ def deploy(settings: Settings) -> dict[str, object]:
             pg_password,
             secrets.postgres_api_password,
             rollout,
-            [data.postgres, backup.command],
+            [data.postgres, *database_hooks],
         ),
     )
     api = SwarmApi(
@@ -64,7 +83,7 @@ def deploy(settings: Settings) -> dict[str, object]:
             api_env,
             network.front,
             network.back,
-            [*checked, data.postgres, data.redis, backup.command, db_roles.command],
+            [*checked, data.postgres, data.redis, *database_hooks, db_roles.command],
         ),
     )
     edge = SwarmEdge("proxy", SwarmEdgeArgs(settings, network.front, tls.cert_pem, tls.key_pem, [api.service]))
@@ -72,7 +91,7 @@ def deploy(settings: Settings) -> dict[str, object]:
         "health",
         SwarmHealthArgs(settings, [data.postgres, data.redis, api.service, edge.service], tls.cert_pem, rollout),
     )
-    return {
+    outputs: dict[str, object] = {
         "url": settings.public_url,
         "healthUrl": settings.health_url,
         "services": {
@@ -94,3 +113,6 @@ def deploy(settings: Settings) -> dict[str, object]:
         "lastBackup": backup.summary,
         "health": health.summary,
     }
+    if restore is not None:
+        outputs["lastRestore"] = restore.summary
+    return outputs
