@@ -101,8 +101,10 @@ SERVICE_SPEC = Spec(
                         "mounts",
                         "secrets",
                         "configs",
+                        "labels",
                     },
                     {
+                        "labels": _LABELS,
                         "healthcheck": Spec({"tests", "interval", "timeout", "startPeriod", "retries"}),
                         "mounts": Spec(
                             {"target", "type", "source", "readOnly", "tmpfsOptions"},
@@ -215,6 +217,9 @@ def service_spec(inputs: Inputs) -> dict[str, Any]:
     if container.get("env"):
         # mapTypeMapValsToStringSlice: KEY=value.
         spec_container["Env"] = [f"{k}={v}" for k, v in container["env"].items()]
+    if container.get("labels"):
+        # createContainerSpec: containerSpec.Labels = labelSetToMap(...) (the restore's label on the API).
+        spec_container["Labels"] = {item["label"]: item["value"] for item in container["labels"]}
     for key, target in (("user", "User"), ("stopSignal", "StopSignal")):
         if container.get(key):
             spec_container[target] = container[key]
