@@ -1,6 +1,8 @@
 """The program's own swarm data tier (components/swarm/: Secrets, SwarmNetwork, SwarmData) deployed
 by the rehearsal engine onto the test swarm, then the pre-update backup hook run through the data
-node as the program wires it (scripts/backup.py with PG_SERVICE and the data node's DOCKER_HOST)."""
+node as the program wires it (scripts/backup.py with PG_SERVICE and the data node's DOCKER_HOST),
+and the restore hook (scripts/restore.py, as components/restore.py wires it in swarm mode) replaying
+that dump through the data node while a stand-in API service is kept at 0 tasks by the manager."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -19,6 +22,11 @@ from rehearsal_engine import Rehearsal
 
 PROGRAM = Path(__file__).resolve().parents[1] / "rehearsal" / "programs" / "swarm_data.py"
 BACKUP = PROJECT_DIR / "scripts" / "backup.py"
+RESTORE = PROJECT_DIR / "scripts" / "restore.py"
+# What the dump holds, and what is written after it (which the restore must take away again).
+DUMPED = [("1", "before the update"), ("2", "also dumped")]
+# Each bounded wait of the restore scenario.
+TASKS_SECONDS = 120
 
 
 def _task_container(cluster: SwarmCluster, client: docker.DockerClient, service: str) -> tuple[str, str]:
@@ -28,6 +36,103 @@ def _task_container(cluster: SwarmCluster, client: docker.DockerClient, service:
         if t["Status"]["State"] == "running"
     ]
     return task["NodeID"], task["Status"]["ContainerStatus"]["ContainerID"]
+
+
+def _psql(cluster: SwarmCluster, container: str, password: str, sql: str) -> str:
+    """SQL in PostgreSQL's task on the data node; the password reaches it through the environment."""
+    result = cluster.data.docker(
+        "exec", "-e", "PGPASSWORD", container,
+        "psql", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer", "-v", "ON_ERROR_STOP=1", "-tAc", sql,
+        env={**os.environ, "PGPASSWORD": password},
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+def _rows(cluster: SwarmCluster, container: str, password: str) -> list[tuple[str, str]]:
+    text = _psql(cluster, container, password, "select id, note from restore_probe order by id")
+    return [tuple(line.split("|", 1)) for line in text.splitlines()]  # type: ignore[misc]
+
+
+def _running_containers(cluster: SwarmCluster, service: str) -> int:
+    """Containers of the service still running on any node (what the database would still see)."""
+    return sum(
+        len(node.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}").stdout.split())
+        for node in cluster.nodes
+    )
+
+
+def _wait(what: str, probe: Callable[[], bool], seconds: float = TASKS_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds}s"
+        time.sleep(1)
+
+
+def _restore_through_the_data_node(
+    cluster: SwarmCluster,
+    client: docker.DockerClient,
+    hook_env: dict[str, str],
+    dump: Path,
+    image: str,
+    prefix: str,
+) -> str:
+    """Replays `dump` with scripts/restore.py as the swarm topology wires it; returns the summary line."""
+    password = hook_env["PGPASSWORD"]
+    postgres = hook_env["PG_SERVICE"]
+    _, pg = _task_container(cluster, client, postgres)
+    # Written after the dump: a new row, a changed row and a new table, all gone after the restore.
+    _psql(cluster, pg, password, "insert into restore_probe values (3, 'after the dump')")
+    _psql(cluster, pg, password, "update restore_probe set note = 'changed' where id = 1")
+    _psql(cluster, pg, password, "create table after_dump (x int)")
+    assert _rows(cluster, pg, password) != DUMPED
+    # The API service the restore keeps off the database: a stand-in with the program's name for it
+    # (components/swarm/app.api_service_name), two tasks anywhere on the swarm. Each takes 4 s to stop
+    # after SIGTERM (within Swarm's default 10 s grace), as a draining API does: a hook that did not
+    # wait for them would return while they still run.
+    api_name = f"{prefix}-api"
+    api = client.services.create(
+        image,
+        command=["sh", "-c", "trap 'sleep 4; exit 0' TERM; while :; do sleep 1; done"],
+        name=api_name,
+        mode=docker.types.ServiceMode("replicated", replicas=2),
+        labels={"catalogizer.stack": prefix, "catalogizer.role": "api"},
+    )
+    try:
+        _wait("2 stand-in API tasks running", lambda: _running_containers(cluster, api_name) == 2)
+        restored = subprocess.run(
+            [sys.executable, str(RESTORE)],
+            env={
+                **hook_env,
+                "RESTORE_FILE": str(dump),
+                "API_SERVICE": api_name,
+                # The provider's docker:host: the hook scales the API service there.
+                "MANAGER_DOCKER_HOST": cluster.manager.host,
+            },
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert restored.returncode == 0, restored.stderr
+        assert password not in restored.stdout + restored.stderr
+        summary = json.loads(restored.stdout.strip().splitlines()[-1])
+        assert summary["apiService"] == api_name and summary["apiReplicasStopped"] == 2
+        assert summary["sha256"] == dump.with_name(dump.name + ".sha256").read_text().split()[0]
+        assert Path(summary["safetyDump"]).is_file()
+        # When the hook returned, no task of the API ran anywhere, and the service stays at 0
+        # for the program's service update to bring back.
+        assert _running_containers(cluster, api_name) == 0
+        api.reload()
+        assert api.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
+        # The data is the dump's: the rows as dumped, and what came after is gone.
+        _, pg_after = _task_container(cluster, client, postgres)
+        assert pg_after == pg, "PostgreSQL's task was replaced during the restore"
+        assert _rows(cluster, pg, password) == DUMPED
+        assert _psql(cluster, pg, password, "select to_regclass('public.after_dump') is null") == "t"
+        return f"{summary['seconds']}s in the hook, 2 API tasks stopped"
+    finally:
+        api.remove()
+        _wait("stand-in API containers removed", lambda: _running_containers(cluster, api_name) == 0)
 
 
 def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: SwarmCluster, tmp_path: Path) -> None:
@@ -84,7 +189,12 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
         assert cluster.data.docker("exec", redis, "redis-cli", "--no-auth-warning", "ping").stdout.strip() == "PONG"
         assert cluster.data.docker("exec", redis, "touch", "/probe", check=False).returncode != 0
 
+        _psql(cluster, pg, password, "create table restore_probe (id int primary key, note text)")
+        values = ", ".join(f"({i}, '{note}')" for i, note in DUMPED)
+        _psql(cluster, pg, password, f"insert into restore_probe values {values}")
+
         # The pre-update backup, as components/backup.database_env wires it in swarm mode.
+        scenario = time.monotonic()
         environment = {
             **os.environ,
             "PG_SERVICE": services["postgres"],
@@ -104,9 +214,18 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
         summary = json.loads(dump.stdout.strip().splitlines()[-1])
         assert Path(summary["file"]).is_file() and summary["bytes"] > 0
         assert password not in dump.stdout + dump.stderr
+
+        restore_detail = _restore_through_the_data_node(
+            cluster, client, environment, Path(summary["file"]), postgres_image, prefix
+        )
+        restore_seconds = time.monotonic() - scenario
     finally:
         destroyed = engine.destroy()
     # destroy --exclude-protected: the services and secrets go, the data volumes stay (protected).
     assert services["postgres"] not in [s["Spec"]["Name"] for s in client.api.services()]
     assert set(deployed.outputs["volumes"].values()) <= set(destroyed.kept_protected)
     cluster.say(f"[swarm] data tier on the data node + backup through it: {time.monotonic() - started:.1f}s, passed")
+    cluster.say(
+        f"[swarm] backup and restore through the data node: {restore_seconds:.1f}s, passed "
+        f"(dump replayed into PostgreSQL's task on the data node, data equals the dump; {restore_detail})"
+    )
