@@ -16,6 +16,7 @@ from pathlib import Path
 
 import docker
 from cluster import SwarmCluster
+from docker.models.services import Service
 from images import tags
 from program import PROJECT_DIR, stack_config
 from rehearsal_engine import Rehearsal
@@ -129,10 +130,39 @@ def _restore_through_the_data_node(
         assert pg_after == pg, "PostgreSQL's task was replaced during the restore"
         assert _rows(cluster, pg, password) == DUMPED
         assert _psql(cluster, pg, password, "select to_regclass('public.after_dump') is null") == "t"
-        return f"{summary['seconds']}s in the hook, 2 API tasks stopped"
+        _update_then_roll_back(cluster, client, api, summary["sha256"])
+        return f"{summary['seconds']}s in the hook, 2 API tasks stopped, back by the update, 0 after a rollback"
     finally:
         api.remove()
         _wait("stand-in API containers removed", lambda: _running_containers(cluster, api_name) == 0)
+
+
+def _update_then_roll_back(cluster: SwarmCluster, client: docker.DockerClient, api: Service, sha: str) -> None:
+    """What `pulumi up` does next to the service the hook left at 0, on the real swarm: the provider's
+    update sends the whole declared spec, replicas included, with the restore's label in the task
+    spec (TF resourceDockerServiceUpdate, createServiceSpec); the tasks come back. A rollback (Swarm's
+    automatic one after a failed health check uses the same PreviousSpec as a manual one: swarmkit
+    orchestrator/update/updater.go rollbackUpdate) returns to the spec the update replaced: 0 tasks."""
+    api.reload()
+    spec = api.attrs["Spec"]
+    task = spec["TaskTemplate"]
+    task["ContainerSpec"]["Labels"] = {"catalogizer.restored-from": sha}
+    client.api.update_service(
+        api.id,
+        api.attrs["Version"]["Index"],
+        task_template=task,
+        name=spec["Name"],
+        labels=spec.get("Labels"),
+        mode={"Replicated": {"Replicas": 2}},
+    )
+    name = spec["Name"]
+    _wait("2 API tasks after the service update", lambda: _running_containers(cluster, name) == 2)
+    api.reload()
+    assert api.attrs["PreviousSpec"]["Mode"]["Replicated"]["Replicas"] == 0
+    cluster.manager.docker("service", "rollback", "--detach", name)
+    _wait("no API task after the rollback", lambda: _running_containers(cluster, name) == 0)
+    api.reload()
+    assert api.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
 
 
 def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: SwarmCluster, tmp_path: Path) -> None:
