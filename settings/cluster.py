@@ -124,6 +124,8 @@ def check_swarm_scope(
     refused = {
         "catalogizer:monitoring.enabled": monitoring.enabled,
         "catalogizer:backup.scheduler": backup.scheduler,
+        # The swarm topology pushes no dump off-host yet: refused rather than silently ignored.
+        "catalogizer:backup.repository": backup.offsite is not None,
     }
     for key, on in refused.items():
         if on:

@@ -36,6 +36,11 @@ BAD_CLUSTER = [
     ("dev", {"cluster": SWARM, "monitoring": {"enabled": True}}, ["catalogizer:monitoring.enabled", "swarm"]),
     (
         "dev",
+        {"cluster": SWARM, "backup": {"repository": "/srv/restic-repo"}},
+        ["catalogizer:backup.repository", "not available with cluster.mode=swarm", "cluster.mode=single"],
+    ),
+    (
+        "dev",
         {"cluster": SWARM, "tls": {"mode": "acme", "acmeEmail": "ops@example.com"}, "domain": "catalog.example.com"},
         ["catalogizer:tls.mode", "acme is not available with cluster.mode=swarm", "tls.mode=files"],
     ),
