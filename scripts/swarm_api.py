@@ -70,7 +70,7 @@ def scale(service: str, replicas: int, run: Runner = manager_docker) -> None:
     # `service scale` changes Spec.Mode.Replicated.Replicas only and sends the rest of the spec as it
     # is (docker/cli cli/command/service/scale.go runServiceScale): no new tasks, no image resolution.
     # `--detach`: the CLI's own progress wait is not used; live_tasks() below is the bounded wait.
-    result = run(["service", "scale", "--detach", f"{service}={replicas}"], 60)
+    result = run(["service", "scale", "--detach", "--", f"{service}={replicas}"], 60)
     if result.returncode != 0:
         raise HookError(f"cannot scale service {service} to {replicas}: {_text(result)}")
 

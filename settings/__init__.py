@@ -171,10 +171,10 @@ def load_settings(
     secrets = load_secrets(loader)
     restore = load_restore(loader, backup)
     cluster = load_cluster(loader)
-    check_swarm_scope(cluster, postgres, redis, monitoring, backup, restore, tls)
     maintenance = loader.text("maintenance", "false")
     if maintenance not in ("true", "false"):
         raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
+    check_swarm_scope(cluster, postgres, redis, monitoring, backup, restore, tls, maintenance == "true")
     return Settings(
         stack=stack,
         name_prefix=name_prefix,

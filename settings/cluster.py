@@ -29,8 +29,14 @@ _REGISTRY_RE = re.compile(
     r"(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
     flags=re.ASCII,
 )
-# What the docker CLI accepts in DOCKER_HOST for a remote engine.
-_DOCKER_HOST_RE = re.compile(r"(unix:///[^\s]+|tcp://[^\s/]+:[0-9]{1,5}|ssh://[^\s/]+(:[0-9]{1,5})?)", flags=re.ASCII)
+# The DOCKER_HOST forms the docker CLI takes for a remote engine, narrowed: a host name or IP that
+# cannot start with `-` (it reaches ssh's argv), an optional ssh user, and never a password (the value
+# is a plain provider input and an environment value of the hooks).
+_HOST = r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\])"
+_DOCKER_HOST_RE = re.compile(
+    rf"unix:///[A-Za-z0-9._/-]+|tcp://{_HOST}:[0-9]{{1,5}}|ssh://(?:[A-Za-z0-9._-]+@)?{_HOST}(?::[0-9]{{1,5}})?",
+    flags=re.ASCII,
+)
 
 
 def load_cluster(loader: Loader) -> ClusterSettings:
@@ -68,9 +74,10 @@ def load_cluster(loader: Loader) -> ClusterSettings:
             f"`pulumi config set --path '{s.full_key('dataNodeHost')}' ssh://admin@data-1`."
         )
     if not _DOCKER_HOST_RE.fullmatch(data_host):
+        # The value is not repeated: a mistyped one may hold a password (ssh://user:secret@host).
         raise ConfigError(
-            f"{s.full_key('dataNodeHost')}: {data_host!r} is not a Docker host URL; use ssh://user@host, "
-            "tcp://host:2376 or unix:///path/to/docker.sock (as DOCKER_HOST takes it)."
+            f"{s.full_key('dataNodeHost')}: not a Docker host URL without credentials; use ssh://user@host "
+            "(keys from the SSH agent), tcp://host:2376 or unix:///path/to/docker.sock (as DOCKER_HOST takes it)."
         )
     # Off only on purpose: Swarm encrypts with IPsec ESP (AES-GCM) in the kernel, and a kernel without
     # it passes no overlay traffic at all (docs/security.md, "Swarm mode").
@@ -92,6 +99,7 @@ def check_swarm_scope(
     backup: BackupSettings,
     restore: RestoreSettings | None,
     tls: TlsSettings,
+    maintenance: bool,
 ) -> None:
     """Refuses settings the swarm topology does not (yet) carry, instead of silently dropping them."""
     if not cluster.swarm:
@@ -126,6 +134,8 @@ def check_swarm_scope(
         "catalogizer:backup.scheduler": backup.scheduler,
         # The swarm topology pushes no dump off-host yet: refused rather than silently ignored.
         "catalogizer:backup.repository": backup.offsite is not None,
+        # The maintenance page is a switch of nginx's config volume; swarm's nginx.conf is a Swarm config.
+        "catalogizer:maintenance": maintenance,
     }
     for key, on in refused.items():
         if on:

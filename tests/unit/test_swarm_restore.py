@@ -156,7 +156,7 @@ def test_scale_to_zero_waits_until_no_task_runs() -> None:
     manager = FakeManager(replicas=3, live_polls=2)
     assert swarm_api.scale_to_zero(API_SERVICE, manager, wait_seconds=10, poll_seconds=0) == 3
     assert manager.replicas == 0
-    assert ["service", "scale", "--detach", f"{API_SERVICE}=0"] in manager.calls
+    assert ["service", "scale", "--detach", "--", f"{API_SERVICE}=0"] in manager.calls
     assert [c[:2] for c in manager.calls].count(["service", "ps"]) == 3  # two live answers, then none
 
 

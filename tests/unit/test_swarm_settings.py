@@ -18,6 +18,9 @@ BAD_CLUSTER = [
     ("dev", {"cluster": {**SWARM, "registry": "r:5000/Team"}}, ["catalogizer:cluster.registry", "host[:port][/path]"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "data-1"}}, ["catalogizer:cluster.dataNodeHost", "ssh://user@host"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "tcp://d -H x"}}, ["catalogizer:cluster.dataNodeHost"]),
+    # A password in the URL would be a plain provider input: refused, and not repeated in the message.
+    ("dev", {"cluster": {**SWARM, "dataNodeHost": "ssh://admin:hunter2@data-1"}}, ["without credentials"]),
+    ("dev", {"cluster": {**SWARM, "dataNodeHost": "ssh://admin@-oProxyCommand=x"}}, ["dataNodeHost"]),
     ("dev", {"cluster": {"registry": "r:5000"}}, ["catalogizer:cluster.registry", "only used with mode=swarm"]),
     (
         "dev",
@@ -34,6 +37,7 @@ BAD_CLUSTER = [
     ("dev", {"cluster": SWARM, "postgres": {"hostPort": 5433}}, ["catalogizer:postgres.hostPort", "127.0.0.1"]),
     ("dev", {"cluster": SWARM, "redis": {"hostPort": 6380}}, ["catalogizer:redis.hostPort", "every interface"]),
     ("dev", {"cluster": SWARM, "monitoring": {"enabled": True}}, ["catalogizer:monitoring.enabled", "swarm"]),
+    ("dev", {"cluster": SWARM, "maintenance": "true"}, ["catalogizer:maintenance", "cluster.mode=swarm"]),
     (
         "dev",
         {"cluster": SWARM, "backup": {"repository": "/srv/restic-repo"}},
@@ -61,6 +65,7 @@ def test_bad_cluster_settings_fail_before_any_resource(
     assert isinstance(failure.error, ConfigError), failure.error
     for fragment in fragments:
         assert fragment in str(failure.error)
+    assert "hunter2" not in str(failure.error)
     assert failure.declared == []
 
 
