@@ -33,8 +33,10 @@ _REGISTRY_RE = re.compile(
 # cannot start with `-` (it reaches ssh's argv), an optional ssh user, and never a password (the value
 # is a plain provider input and an environment value of the hooks).
 _HOST = r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\])"
+# No tcp://: the data node's provider and the hooks get no TLS material yet, and the Docker API in
+# clear over TCP is root on that node for anyone on the path.
 _DOCKER_HOST_RE = re.compile(
-    rf"unix:///[A-Za-z0-9._/-]+|tcp://{_HOST}:[0-9]{{1,5}}|ssh://(?:[A-Za-z0-9._-]+@)?{_HOST}(?::[0-9]{{1,5}})?",
+    rf"unix:///[A-Za-z0-9._/-]+|ssh://(?:[A-Za-z0-9._-]+@)?{_HOST}(?::[0-9]{{1,5}})?",
     flags=re.ASCII,
 )
 
@@ -77,7 +79,8 @@ def load_cluster(loader: Loader) -> ClusterSettings:
         # The value is not repeated: a mistyped one may hold a password (ssh://user:secret@host).
         raise ConfigError(
             f"{s.full_key('dataNodeHost')}: not a Docker host URL without credentials; use ssh://user@host "
-            "(keys from the SSH agent), tcp://host:2376 or unix:///path/to/docker.sock (as DOCKER_HOST takes it)."
+            "(keys from the SSH agent) or unix:///path/to/docker.sock (as DOCKER_HOST takes it); tcp:// is not "
+            "accepted (no TLS material is passed on yet)."
         )
     # Off only on purpose: Swarm encrypts with IPsec ESP (AES-GCM) in the kernel, and a kernel without
     # it passes no overlay traffic at all (docs/security.md, "Swarm mode").

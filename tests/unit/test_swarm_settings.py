@@ -18,6 +18,7 @@ BAD_CLUSTER = [
     ("dev", {"cluster": {**SWARM, "registry": "r:5000/Team"}}, ["catalogizer:cluster.registry", "host[:port][/path]"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "data-1"}}, ["catalogizer:cluster.dataNodeHost", "ssh://user@host"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "tcp://d -H x"}}, ["catalogizer:cluster.dataNodeHost"]),
+    ("dev", {"cluster": {**SWARM, "dataNodeHost": "tcp://10.0.0.7:2376"}}, ["dataNodeHost", "tcp:// is not accepted"]),
     # A password in the URL would be a plain provider input: refused, and not repeated in the message.
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "ssh://admin:hunter2@data-1"}}, ["without credentials"]),
     ("dev", {"cluster": {**SWARM, "dataNodeHost": "ssh://admin@-oProxyCommand=x"}}, ["dataNodeHost"]),
@@ -80,7 +81,7 @@ def test_single_is_the_default_and_declares_no_swarm_resource(workspace: Workspa
 
 
 def test_swarm_accepts_every_docker_host_form(workspace: Workspace) -> None:
-    for host in ("ssh://admin@data-1", "ssh://admin@data-1:2222", "tcp://10.0.0.7:2376", "unix:///run/data.sock"):
+    for host in ("ssh://admin@data-1", "ssh://admin@data-1:2222", "unix:///run/data.sock"):
         deployed = workspace.deploy("dev", {"cluster": {**SWARM, "dataNodeHost": host}})
         (backup,) = [r for r in deployed.of_type("command:local:Command") if r.name == "pre-update-backup-pg-dump"]
         assert backup.inputs["environment"]["DOCKER_HOST"] == host
