@@ -4,8 +4,7 @@ import pulumi
 
 from components.acme import Acme, AcmeArgs
 from components.alertmanager import Alertmanager, AlertmanagerArgs
-from components.api import Api, ApiArgs, ApiSecrets, api_environment, rollout_fingerprint, version_alias
-from components.api_image import ApiImage, ApiImageArgs
+from components.api import Api, ApiArgs, version_alias
 from components.data_safety import DataSafetyArgs, data_safety
 from components.db_roles import DbRoles, DbRolesArgs
 from components.exporters import Exporters, ExportersArgs
@@ -16,21 +15,17 @@ from components.postgres import Postgres, PostgresArgs
 from components.preflight import Preflight, PreflightArgs
 from components.proxy import Proxy, ProxyArgs
 from components.redis import Redis, RedisArgs
-from components.secrets import Secrets, SecretsArgs
 from components.tls import Tls, TlsArgs
+from components.topology.foundation import declare_foundation
 from components.volumes import Volumes, VolumesArgs
 from settings import Settings
 
 
 def deploy(settings: Settings) -> dict[str, object]:
     """Declares the single-host stack; returns the stack outputs."""
-    secrets = Secrets("secrets", SecretsArgs(settings))
+    base = declare_foundation(settings)
+    secrets, image, api_env, rollout = base.secrets, base.image, base.api_env, base.rollout
     pg_password, redis_password = secrets.postgres_password, secrets.redis_password
-    image = ApiImage("api-image", ApiImageArgs(settings))
-    # The API gets its own role's password; the superuser's stays with the hooks.
-    api_secrets = ApiSecrets(secrets.postgres_api_password, redis_password, secrets.jwt_secret, secrets.admin_password)
-    api_env = api_environment(settings, api_secrets)
-    rollout = rollout_fingerprint(image.ref, api_env)
     api_alias = version_alias(rollout, settings)
     preflight = Preflight("preflight", PreflightArgs(settings, rollout, secrets.backup_repository_password))
     checked = [preflight.command]

@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import pulumi
 
-from components.api import ApiSecrets, api_environment, rollout_fingerprint
-from components.api_image import ApiImage, ApiImageArgs
 from components.backup import PreUpdateBackup, PreUpdateBackupArgs
 from components.db_roles import DbRoles, DbRolesArgs
 from components.restore import Restore, RestoreArgs
-from components.secrets import Secrets, SecretsArgs
 from components.swarm.app import PushedImage, PushedImageArgs, SwarmApi, SwarmApiArgs, api_service_name
 from components.swarm.checks import SwarmHealth, SwarmHealthArgs, SwarmPreflight, SwarmPreflightArgs
 from components.swarm.data import SwarmData, SwarmDataArgs
 from components.swarm.edge import SwarmEdge, SwarmEdgeArgs
 from components.swarm.network import SwarmNetwork, SwarmNetworkArgs
 from components.tls import Tls, TlsArgs
+from components.topology.foundation import declare_foundation
 from settings import Settings
 
 
 def deploy(settings: Settings) -> dict[str, object]:
     """Declares the swarm stack; returns the stack outputs."""
-    secrets = Secrets("secrets", SecretsArgs(settings))
+    base = declare_foundation(settings)
+    secrets, built, api_env, rollout = base.secrets, base.image, base.api_env, base.rollout
     pg_password, redis_password = secrets.postgres_password, secrets.redis_password
-    built = ApiImage("api-image", ApiImageArgs(settings))
-    api_secrets = ApiSecrets(secrets.postgres_api_password, redis_password, secrets.jwt_secret, secrets.admin_password)
-    api_env = api_environment(settings, api_secrets)
-    # The local image ID decides the pushed digest, so this changes exactly when the API service will.
-    rollout = rollout_fingerprint(built.ref, api_env)
     preflight = SwarmPreflight("preflight", SwarmPreflightArgs(settings, rollout))
     checked = [preflight.command]
     # Pushed once the preflight has seen the registry answer.
