@@ -58,6 +58,18 @@ class Registered:
 
         return any(within(path, p) or within(p, path) for p in self.secret_paths)
 
+    def plain_strings(self, value: object | None = None, path: str = "") -> list[tuple[str, str]]:
+        """Every string input (or within `value` at `path`) that is not secret, with its path."""
+        if value is None and not path:
+            value = self.inputs
+        if isinstance(value, dict):
+            return [pair for k, v in value.items() for pair in self.plain_strings(v, f"{path}.{k}" if path else k)]
+        if isinstance(value, list):
+            return [pair for i, v in enumerate(value) for pair in self.plain_strings(v, f"{path}[{i}]")]
+        if isinstance(value, str) and not self.is_secret(path):
+            return [(path, value)]
+        return []
+
 
 def _secret_paths(value: Any, path: str = "") -> set[str]:
     if isinstance(value, dict):

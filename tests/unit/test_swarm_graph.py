@@ -177,15 +177,6 @@ def test_nginx_gets_the_rendered_conf_and_certificate_as_configs(swarm: Deployme
     assert nginx["args"] == ["nginx", "-c", "/etc/nginx/live/current/nginx.conf", "-g", "daemon off;"]
 
 
-def _plain_strings(value: object, path: str, resource: Registered) -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        return [pair for k, v in value.items() for pair in _plain_strings(v, f"{path}.{k}" if path else k, resource)]
-    if isinstance(value, list):
-        return [pair for i, v in enumerate(value) for pair in _plain_strings(v, f"{path}[{i}]", resource)]
-    if isinstance(value, str) and not resource.is_secret(path):
-        return [(path, value)]
-    return []
-
 
 def test_no_password_in_any_plain_input(swarm: Deployment) -> None:
     passwords = [swarm.outputs[k] for k in ("adminPassword", "postgresPassword", "redisPassword")]
@@ -193,7 +184,7 @@ def test_no_password_in_any_plain_input(swarm: Deployment) -> None:
     passwords += [api_env["JWT_SECRET"], api_env["DATABASE_PASSWORD"]]
     assert all(len(p) >= 24 for p in passwords)
     for resource in swarm.resources:
-        for path, text in _plain_strings(resource.inputs, "", resource):
+        for path, text in resource.plain_strings():
             for password in passwords:
                 assert password not in text, f"{resource.name}: {path} holds a password in plain text"
                 assert base64.b64encode(password.encode()).decode() not in text, f"{resource.name}: {path}"

@@ -89,22 +89,13 @@ def test_the_hook_scales_the_api_on_the_providers_manager(workspace: Workspace) 
     assert environment["DOCKER_HOST"] == "ssh://admin@data-1"
 
 
-def _plain(value: Any, path: str, resource: Registered) -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _plain(v, f"{path}.{k}" if path else k, resource)]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _plain(v, f"{path}[{i}]", resource)]
-    if isinstance(value, str) and not resource.is_secret(path):
-        return [(path, value)]
-    return []
-
 
 def test_no_password_in_any_plain_input_with_a_restore(restored: tuple[Deployment, str]) -> None:
     deployment, _ = restored
     passwords = [deployment.outputs[k] for k in ("adminPassword", "postgresPassword", "redisPassword")]
     assert all(len(p) >= 24 for p in passwords)
     for resource in deployment.resources:
-        for path, text in _plain(resource.inputs, "", resource):
+        for path, text in resource.plain_strings():
             for password in passwords:
                 assert password not in text, f"{resource.name}: {path} holds a password in plain text"
                 assert base64.b64encode(password.encode()).decode() not in text, f"{resource.name}: {path}"
