@@ -30,17 +30,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hooklib import HookError, emit, env, fail, require_running, scrub, use_service_container
 
+
+def login_role_sql(name: str, env_prefix: str) -> str:
+    """psql lines that create the login role named by $<env_prefix>_USER if missing, then set its
+    password from $<env_prefix>_PASSWORD and strip every privilege attribute (the same for each role)."""
+    return rf"""\getenv {name}_user {env_prefix}_USER
+\getenv {name}_password {env_prefix}_PASSWORD
+SELECT format('CREATE ROLE %I LOGIN', :'{name}_user')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'{name}_user') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L',
+              :'{name}_user', :'{name}_password') \gexec
+"""
+
+
 # psql reads the role and password from its environment (\getenv, PostgreSQL 15+), so
 # neither is on any argv; format(%I, %L) quotes them for the statements it generates.
 ROLE_SQL = r"""
 \set ON_ERROR_STOP on
-\getenv api_user API_DB_USER
-\getenv api_password API_DB_PASSWORD
-SELECT format('CREATE ROLE %I LOGIN', :'api_user')
- WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'api_user') \gexec
-SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L',
-              :'api_user', :'api_password') \gexec
-SELECT format('REVOKE %I FROM %I', b.rolname, :'api_user')
+""" + login_role_sql("api", "API_DB") + r"""SELECT format('REVOKE %I FROM %I', b.rolname, :'api_user')
   FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles r ON r.oid = m.member
  WHERE r.rolname = :'api_user' \gexec
 SELECT format('ALTER DATABASE %I OWNER TO %I', current_database(), :'api_user') \gexec
@@ -96,13 +103,7 @@ SELECT 'not-owned=' || count(*) FROM pg_class c
 # The exporter reads statistics (pg_monitor: pg_stat_*, pg_settings) and no table data.
 MONITOR_SQL = r"""
 \set ON_ERROR_STOP on
-\getenv monitor_user MONITOR_DB_USER
-\getenv monitor_password MONITOR_DB_PASSWORD
-SELECT format('CREATE ROLE %I LOGIN', :'monitor_user')
- WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor_user') \gexec
-SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L',
-              :'monitor_user', :'monitor_password') \gexec
-SELECT format('GRANT pg_monitor TO %I', :'monitor_user') \gexec
+""" + login_role_sql("monitor", "MONITOR_DB") + r"""SELECT format('GRANT pg_monitor TO %I', :'monitor_user') \gexec
 """
 
 HBA_CHECK_SQL = (
