@@ -1,5 +1,6 @@
 """Off-host backups in swarm mode: the restore drill hook finds PostgreSQL's task on the data node
-(PG_SERVICE through DOCKER_HOST), as the backup and restore hooks do."""
+(PG_SERVICE through DOCKER_HOST), as the backup and restore hooks do; the swarm preflight checks
+the repository (restic here, repository initialised) before anything changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from fake_docker import FakeDocker
 
-from scripts import restore_drill
+from scripts import restore_drill, swarm_preflight
 
 
 @pytest.fixture
@@ -69,3 +70,59 @@ def test_the_drill_says_where_no_postgres_task_runs(
     err = capsys.readouterr().err
     assert "service catalogizer-dev-postgres" in err and "unix:///data-node.sock" in err
     assert drill_env == {}  # nothing was restored anywhere
+
+
+@pytest.fixture
+def cluster_ok(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The swarm preflight with a healthy cluster; records what the repository check was given."""
+    checked: list[Path] = []
+    monkeypatch.setattr(swarm_preflight, "check_manager", lambda: "manager-id")
+    monkeypatch.setattr(swarm_preflight, "labelled_nodes", lambda edge, data: (["edge-id"], ["data-id"]))
+    monkeypatch.setattr(swarm_preflight, "check_data_node", lambda node, host: None)
+    monkeypatch.setattr(swarm_preflight, "check_registry", lambda registry, timeout: "http://r (registry/2.0)")
+
+    def check_repository(backup_dir: Path) -> dict[str, object]:
+        checked.append(backup_dir)
+        return {"location": "/srv/catalogizer-restic", "initialised": "now"}
+
+    monkeypatch.setattr(swarm_preflight, "check_repository", check_repository)
+    for name, value in {"EDGE_LABEL": "e", "DATA_LABEL": "d", "DATA_NODE_HOST": "unix:///d", "REGISTRY": "r"}.items():
+        monkeypatch.setenv(name, value)
+    return checked
+
+
+def test_swarm_preflight_checks_the_repository(
+    cluster_ok: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RESTIC_REPOSITORY", "/srv/catalogizer-restic")
+    monkeypatch.setenv("BACKUP_DIR", "/srv/backups")
+    swarm_preflight.main()
+    assert cluster_ok == [Path("/srv/backups")]
+    assert json.loads(capsys.readouterr().out)["repository"] == {
+        "location": "/srv/catalogizer-restic",
+        "initialised": "now",
+    }
+
+
+def test_swarm_preflight_without_a_repository_needs_no_backup_folder(
+    cluster_ok: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
+    monkeypatch.delenv("BACKUP_DIR", raising=False)
+    swarm_preflight.main()
+    assert cluster_ok == [] and "repository" not in json.loads(capsys.readouterr().out)
+
+
+def test_swarm_preflight_fails_on_a_bad_repository(
+    cluster_ok: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(backup_dir: Path) -> dict[str, object]:
+        raise swarm_preflight.HookError("restic init on /srv/catalogizer-restic failed (exit 1): permission denied")
+
+    monkeypatch.setattr(swarm_preflight, "check_repository", unreachable)
+    monkeypatch.setenv("RESTIC_REPOSITORY", "/srv/catalogizer-restic")
+    monkeypatch.setenv("BACKUP_DIR", "/srv/backups")
+    with pytest.raises(SystemExit):
+        swarm_preflight.main()
+    captured = capsys.readouterr()
+    assert captured.out == "" and "swarm preflight failed: restic init" in captured.err
