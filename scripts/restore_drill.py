@@ -14,6 +14,9 @@ by name, and a name equal to the live database is refused); count and checksum e
 there exactly as the manifest did when the dump was taken; compare; drop the scratch database.
 The record goes to BACKUP_DIR/<stack>_restore-drill.json and stdout (one JSON object); the exit
 status is 1 when the restore failed or anything differs.
+
+In swarm mode (PG_SERVICE instead of PG_CONTAINER; DOCKER_HOST is the data node's engine) the
+scratch database is made on PostgreSQL's task there, found as scripts/backup.py finds it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backup import MANIFEST_SUFFIX, Database, safe_stack_name, write_atomically
-from hooklib import HookError, emit, env, fail, scrub
+from hooklib import HookError, emit, env, fail, scrub, use_service_container
 from manifest import Session, compare, table_manifest
 from offsite import Repository
 
@@ -132,6 +135,7 @@ def main() -> None:
         repository = Repository.from_env(stack, directory)
         if repository is None:
             raise HookError("RESTIC_REPOSITORY is required: the drill restores the off-host copy")
+        use_service_container()  # swarm mode: PG_SERVICE's task container on the data node (DOCKER_HOST)
         record = drill(Database.from_env(), repository, directory, (sys.argv[1:] or ["latest"])[0])
     except HookError as exc:
         fail(f"restore drill failed: {exc}")

@@ -6,7 +6,10 @@ Checks, before any resource of the stack is created or changed:
 - at least one Ready node carries EDGE_LABEL=true, and exactly one carries DATA_LABEL=true;
 - DATA_NODE_HOST is that data node's own engine (its `docker info` Swarm.NodeID);
 - the registry answers the registry API: GET /v2/ returns the header Docker-Distribution-API-Version
-  (distribution/distribution registry/handlers/app.go sets it on every response of the API).
+  (distribution/distribution registry/handlers/app.go sets it on every response of the API);
+- with an off-host repository (RESTIC_REPOSITORY, RESTIC_PASSWORD and the backend's variables in the
+  environment): restic is installed here, where the hooks run, and the repository answers and is
+  initialised (`restic init` on first use), as the single-host preflight checks it.
 Exit 0 prints one JSON summary; exit 1 says what is wrong and how to fix it.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hooklib import HookError, docker, emit, env, fail, scrub
+from preflight import check_repository
 
 
 def _docker_json(args: list[str], what: str) -> object:
@@ -103,6 +107,8 @@ def main() -> None:
         edge, data = labelled_nodes(env("EDGE_LABEL"), env("DATA_LABEL"))
         check_data_node(data[0], env("DATA_NODE_HOST"))
         registry = check_registry(env("REGISTRY"), 10.0)
+        # BACKUP_DIR (restic's cache folder) is needed only with a repository.
+        repository = check_repository(Path(env("BACKUP_DIR"))) if os.environ.get("RESTIC_REPOSITORY") else None
     except (HookError, OSError, ValueError, KeyError) as exc:
         fail(f"swarm preflight failed: {exc}")
     emit(
@@ -111,6 +117,7 @@ def main() -> None:
             "edgeNodes": len(edge),
             "dataNode": data[0],
             "registry": registry,
+            **({"repository": repository} if repository is not None else {}),
             "seconds": round(time.monotonic() - started, 3),
         }
     )

@@ -174,7 +174,7 @@ def load_settings(
     maintenance = loader.text("maintenance", "false")
     if maintenance not in ("true", "false"):
         raise ConfigError(f"{NAMESPACE}:maintenance: expected true or false, got {maintenance!r}.")
-    check_swarm_scope(cluster, postgres, redis, monitoring, backup, restore, tls, maintenance == "true")
+    check_swarm_scope(cluster, postgres, redis, monitoring, backup, tls, maintenance == "true")
     return Settings(
         stack=stack,
         name_prefix=name_prefix,

@@ -17,7 +17,6 @@ from settings.model import (
     MonitoringSettings,
     PostgresSettings,
     RedisSettings,
-    RestoreSettings,
     TlsSettings,
 )
 from settings.reader import ConfigError, Loader
@@ -100,7 +99,6 @@ def check_swarm_scope(
     redis: RedisSettings,
     monitoring: MonitoringSettings,
     backup: BackupSettings,
-    restore: RestoreSettings | None,
     tls: TlsSettings,
     maintenance: bool,
 ) -> None:
@@ -124,19 +122,11 @@ def check_swarm_scope(
                 f"127.0.0.1 only, so the port would be open on every interface of the node. Remove it and use "
                 f"`docker exec` on the data node instead."
             )
-    if restore is not None and restore.snapshot is not None:
-        # The swarm topology's hooks are not given the off-host repository (components/topology/swarm.py):
-        # a dump on the machine running `pulumi up` is restored through the data node, a snapshot is not.
-        raise ConfigError(
-            f"catalogizer:restoreFrom: restic:{restore.snapshot} is not available with cluster.mode=swarm yet "
-            "(the swarm topology has no off-host repository). Fetch the dump with `restic restore` and set "
-            "restoreFrom to the .dump file (its .sha256 beside it), or use cluster.mode=single."
-        )
     refused = {
         "catalogizer:monitoring.enabled": monitoring.enabled,
+        # The scheduler is a container beside PostgreSQL on one host's bridge network; the swarm
+        # topology has no such container yet (the pre-update push and drill run as hooks instead).
         "catalogizer:backup.scheduler": backup.scheduler,
-        # The swarm topology pushes no dump off-host yet: refused rather than silently ignored.
-        "catalogizer:backup.repository": backup.offsite is not None,
         # The maintenance page is a switch of nginx's config volume; swarm's nginx.conf is a Swarm config.
         "catalogizer:maintenance": maintenance,
     }
@@ -144,7 +134,7 @@ def check_swarm_scope(
         if on:
             raise ConfigError(
                 f"{key}: not available with cluster.mode=swarm yet (the swarm topology deploys nginx, the API, "
-                f"PostgreSQL, Redis, the pre-update backup and restores of local dumps only; see "
-                f"docs/operations.md, 'Growing past one host'). Set it to false/remove it for this stack, or use "
-                f"cluster.mode=single."
+                f"PostgreSQL, Redis and the deploy hooks: the pre-update backup with its off-host push and restore "
+                f"drill, and restores; see docs/operations.md, 'Growing past one host'). Set it to false/remove it "
+                f"for this stack, or use cluster.mode=single."
             )

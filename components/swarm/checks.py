@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
+from components.backup import offsite_env
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import NODE_LABEL_DATA, NODE_LABEL_EDGE, Settings
 
-PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "registry", "seconds")
+PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "registry", "repository", "seconds")
 HEALTH_KEYS = ("status", "seconds", "attempts", "checks")
 
 
@@ -20,6 +21,8 @@ class SwarmPreflightArgs:
     settings: Settings
     # Changes with every rollout, so the cluster is checked again before each.
     rollout_fingerprint: pulumi.Input[str]
+    # With an off-host repository: restic present here, repository reachable (initialised on first use).
+    repository_password: pulumi.Input[str] | None = None
 
 
 class SwarmPreflight(pulumi.ComponentResource):
@@ -38,7 +41,11 @@ class SwarmPreflight(pulumi.ComponentResource):
                 "DATA_LABEL": NODE_LABEL_DATA,
                 "DATA_NODE_HOST": cluster.data_node_host,
                 "REGISTRY": cluster.registry,
+                # The repository check (scripts/preflight.check_repository) keeps restic's cache there.
+                "BACKUP_DIR": str(args.settings.backup.dir),
+                "STACK_LABEL": args.settings.name_prefix,
                 **docker_env(args.settings),
+                **offsite_env(args.settings, args.repository_password),
             },
             triggers=[args.rollout_fingerprint],
             parent=self,

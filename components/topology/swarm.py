@@ -3,17 +3,17 @@
 API replicas spread across nodes with health-gated start-first updates and automatic rollback;
 nginx on the edge nodes (host-mode ports); PostgreSQL and Redis pinned to the data node with
 their protected volumes; two encrypted overlays; secrets as Swarm secrets. The hooks run
-against the data node (backup, restore, the API's role) and the manager (preflight, health; the
-restore also scales the API service to 0 there while it replays a dump).
+against the data node (backup with its off-host push, restore, restore drill, the API's role) and
+the manager (preflight, health; the restore also scales the API service to 0 there while it
+replays a dump). The database hooks are wired by components/data_safety.py, as on one host.
 """
 
 from __future__ import annotations
 
 import pulumi
 
-from components.backup import PreUpdateBackup, PreUpdateBackupArgs
+from components.data_safety import DataSafetyArgs, data_safety
 from components.db_roles import DbRoles, DbRolesArgs
-from components.restore import Restore, RestoreArgs
 from components.swarm.app import PushedImage, PushedImageArgs, SwarmApi, SwarmApiArgs, api_service_name
 from components.swarm.checks import SwarmHealth, SwarmHealthArgs, SwarmPreflight, SwarmPreflightArgs
 from components.swarm.data import SwarmData, SwarmDataArgs
@@ -29,7 +29,10 @@ def deploy(settings: Settings) -> dict[str, object]:
     base = declare_foundation(settings)
     secrets, built, api_env, rollout = base.secrets, base.image, base.api_env, base.rollout
     pg_password, redis_password = secrets.postgres_password, secrets.redis_password
-    preflight = SwarmPreflight("preflight", SwarmPreflightArgs(settings, rollout))
+    # With backup.repository: restic present here and the repository answering (initialised on first
+    # use) before anything changes, as the single-host preflight does.
+    repo_password = secrets.backup_repository_password  # None without catalogizer:backup.repository
+    preflight = SwarmPreflight("preflight", SwarmPreflightArgs(settings, rollout, repo_password))
     checked = [preflight.command]
     # Pushed once the preflight has seen the registry answer.
     image = PushedImage("api-registry", PushedImageArgs(settings, built.ref, built.version, checked))
@@ -37,27 +40,24 @@ def deploy(settings: Settings) -> dict[str, object]:
     network = SwarmNetwork("network", SwarmNetworkArgs(settings))
     data = SwarmData("data", SwarmDataArgs(settings, network.back, pg_password, redis_password, checked))
     tls = Tls("tls", TlsArgs(settings))
-    backup = PreUpdateBackup(
-        "pre-update-backup",
-        PreUpdateBackupArgs(settings, data.postgres, data.postgres_service, pg_password, rollout),
-    )
-    # The dump, then any restore (which keeps the API service at 0 tasks), then the API's role, then the API.
-    database_hooks: list[pulumi.Resource] = [backup.command]
-    restore = None
-    if settings.restore is not None:
-        restore = Restore(
-            "restore",
-            RestoreArgs(
-                settings,
-                settings.restore,
-                data.postgres_service,
-                pg_password,
-                None,  # no maintenance page: nginx's configuration is a Swarm config here
-                [backup.command],
-                api_service=api_service_name(settings),
-            ),
+    # The dump (pushed off-host with a repository), then any restore (which keeps the API service at 0
+    # tasks), then the API's role, then the API; the drill after the dump and the restore, gating nothing.
+    safety = data_safety(
+        DataSafetyArgs(
+            settings,
+            data.postgres,
+            data.postgres_service,
+            pg_password,
+            repo_password,
+            rollout,
+            None,  # no scheduler in swarm mode (settings/cluster.py refuses it)
+            None,  # no maintenance page: nginx's configuration is a Swarm config here
+            checked,
+            api_service=api_service_name(settings),
+            backup_name="pre-update-backup",
         )
-        database_hooks.append(restore.command)
+    )
+    database_hooks = safety.gates
     db_roles = DbRoles(
         "db-roles",
         DbRolesArgs(
@@ -104,9 +104,7 @@ def deploy(settings: Settings) -> dict[str, object]:
         "tlsCertificate": tls.cert_pem,
         "tlsExpiry": tls.expires_at,
         "preflight": preflight.summary,
-        "lastBackup": backup.summary,
+        "lastBackup": safety.backup.summary,
         "health": health.summary,
     }
-    if restore is not None:
-        outputs["lastRestore"] = restore.summary
     return outputs

@@ -2,7 +2,11 @@
 by the rehearsal engine onto the test swarm, then the pre-update backup hook run through the data
 node as the program wires it (scripts/backup.py with PG_SERVICE and the data node's DOCKER_HOST),
 and the restore hook (scripts/restore.py, as components/restore.py wires it in swarm mode) replaying
-that dump through the data node while a stand-in API service is kept at 0 tasks by the manager."""
+that dump through the data node while a stand-in API service is kept at 0 tasks by the manager.
+Then the off-host path (catalogizer:backup.repository): the swarm preflight initialises a restic
+repository, the backup pushes to it, the restore drill restores the pushed copy into a scratch
+database on PostgreSQL's task and compares it with the manifest, and `restoreFrom: restic:latest`
+replays the copy before this run's own push, all through the data node."""
 
 from __future__ import annotations
 
@@ -15,17 +19,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import docker
-from cluster import SwarmCluster
+from cluster import DATA_LABEL, EDGE_LABEL, SwarmCluster
 from docker.models.services import Service
 from images import tags
+from offsite_targets import local_target
 from program import PROJECT_DIR, stack_config
 from rehearsal_engine import Rehearsal
 
 PROGRAM = Path(__file__).resolve().parents[1] / "rehearsal" / "programs" / "swarm_data.py"
 BACKUP = PROJECT_DIR / "scripts" / "backup.py"
 RESTORE = PROJECT_DIR / "scripts" / "restore.py"
+DRILL = PROJECT_DIR / "scripts" / "restore_drill.py"
+SWARM_PREFLIGHT = PROJECT_DIR / "scripts" / "swarm_preflight.py"
 # What the dump holds, and what is written after it (which the restore must take away again).
 DUMPED = [("1", "before the update"), ("2", "also dumped")]
+# What components/backup.database_env gives every database hook in swarm mode (restic's part added).
+DATABASE_ENV = (
+    "PG_SERVICE", "DOCKER_HOST", "PGUSER", "PGDATABASE", "PGPASSWORD", "BACKUP_DIR", "BACKUP_KEEP", "STACK_NAME",
+)  # fmt: skip
 # Each bounded wait of the restore scenario.
 TASKS_SECONDS = 120
 
@@ -135,6 +146,82 @@ def _restore_through_the_data_node(
     finally:
         api.remove()
         _wait("stand-in API containers removed", lambda: _running_containers(cluster, api_name) == 0)
+
+
+def _offsite_through_the_data_node(
+    cluster: SwarmCluster,
+    client: docker.DockerClient,
+    hook_env: dict[str, str],
+    work: Path,
+    prefix: str,
+) -> str:
+    """catalogizer:backup.repository in swarm mode, each hook with the environment the program gives it
+    (components/backup.database_env + offsite_env; restic's secrets only there, never on argv: the
+    Target's restic wrapper logs every argv). Returns the figures for the summary line."""
+    password = hook_env["PGPASSWORD"]
+    repo_password = "repo-" + os.urandom(16).hex()
+    target = local_target(work)
+    offsite = {
+        **{name: hook_env[name] for name in DATABASE_ENV},
+        # components/backup.offsite_env, without backend variables (a local folder needs none).
+        "RESTIC_REPOSITORY": target.repository,
+        "RESTIC_PASSWORD": repo_password,
+        "BACKUP_KEEP_DAILY": "7",
+        "BACKUP_KEEP_WEEKLY": "4",
+        "BACKUP_SECRET_ENV": "",
+    }
+
+    def run(script: Path, **extra: str) -> dict:
+        done = target.run(script, {**offsite, **extra})
+        assert done.returncode == 0, f"{script.name}: {done.stderr}"
+        for secret in (password, repo_password):
+            assert secret not in done.stdout + done.stderr + target.argv_log.read_text(), script.name
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    # The swarm preflight as components/swarm/checks.py wires it: it initialises the repository.
+    checked = run(
+        SWARM_PREFLIGHT,
+        DOCKER_HOST=cluster.manager.host,
+        DATA_NODE_HOST=cluster.data.host,
+        REGISTRY=cluster.registry,
+        EDGE_LABEL=EDGE_LABEL,
+        DATA_LABEL=DATA_LABEL,
+        STACK_LABEL=prefix,
+    )
+    assert checked["repository"]["initialised"] == "now"
+    # The pre-update backup pushes the dump, its checksum and manifest (taken in PostgreSQL's task).
+    first = run(BACKUP)
+    assert first["remoteSnapshots"] == 1 and first["repository"] == target.repository
+    # The drill, as components/restore_drill.py wires it: the pushed copy into `<db>_restore_drill` on
+    # the data node's PostgreSQL, compared with the manifest, then dropped.
+    drilled = run(DRILL)
+    record_file = Path(hook_env["BACKUP_DIR"]) / f"{prefix}_restore-drill.json"
+    assert json.loads(record_file.read_text()) == drilled
+    assert drilled["ok"] is True and drilled["snapshot"] == first["snapshot"], drilled
+    assert (drilled["tables"], drilled["rows"], drilled["differences"]) == (1, len(DUMPED), [])
+    _, pg = _task_container(cluster, client, hook_env["PG_SERVICE"])
+    scratch = "select count(*) from pg_database where datname = 'catalogizer_restore_drill'"
+    assert _psql(cluster, pg, password, scratch) == "0"
+    # restoreFrom: restic:latest in a later run: its own pre-update push comes first and is excluded
+    # (components/data_safety.py), so the copy before it comes back.
+    _psql(cluster, pg, password, "insert into restore_probe values (4, 'after the push')")
+    second = run(BACKUP)
+    assert second["remoteSnapshots"] == 2 and second["snapshot"] != first["snapshot"]
+    restored = run(
+        RESTORE,
+        RESTORE_SNAPSHOT="latest",
+        RESTORE_EXCLUDE_SNAPSHOT=second["snapshot"],
+        # The stand-in API service is gone by now: the hook finds none to scale on the manager.
+        API_SERVICE=f"{prefix}-api",
+        MANAGER_DOCKER_HOST=cluster.manager.host,
+    )
+    assert restored["snapshot"] == first["snapshot"] and restored["apiReplicasStopped"] == 0
+    assert _rows(cluster, pg, password) == DUMPED
+    return (
+        f"preflight initialised the repository, pushed {first['bytes']} B as {first['snapshot']}, drill "
+        f"{drilled['seconds']}s ok on {drilled['tables']} table/{drilled['rows']} rows with no scratch database left, "
+        f"restic:latest restored {restored['snapshot']} past this run's {second['snapshot']} in {restored['seconds']}s"
+    )
 
 
 def _update_then_roll_back(cluster: SwarmCluster, client: docker.DockerClient, api: Service, sha: str) -> None:
@@ -249,6 +336,10 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
             cluster, client, environment, Path(summary["file"]), postgres_image, prefix
         )
         restore_seconds = time.monotonic() - scenario
+
+        offsite_started = time.monotonic()
+        offsite_detail = _offsite_through_the_data_node(cluster, client, environment, tmp_path / "offsite", prefix)
+        offsite_seconds = time.monotonic() - offsite_started
     finally:
         destroyed = engine.destroy()
     # destroy --exclude-protected: the services and secrets go, the data volumes stay (protected).
@@ -258,4 +349,7 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
     cluster.say(
         f"[swarm] backup and restore through the data node: {restore_seconds:.1f}s, passed "
         f"(dump replayed into PostgreSQL's task on the data node, data equals the dump; {restore_detail})"
+    )
+    cluster.say(
+        f"[swarm] off-host backup and drill through the data node: {offsite_seconds:.1f}s, passed ({offsite_detail})"
     )

@@ -1,7 +1,8 @@
 """restoreFrom in swarm mode: the graph under mocks (the restore Command after the backup and
 before the API service, through the data node, no password in plain inputs) and the hook's swarm
 step (scripts/swarm_api.py: the API service scaled to 0 on the manager, waited for, scaled back
-only when the replay did not happen). tests/swarm/test_swarm_data_tier.py runs it on a real swarm."""
+only when the replay did not happen). `restic:` snapshots: test_swarm_offsite.py.
+tests/swarm/test_swarm_data_tier.py runs it on a real swarm."""
 
 from __future__ import annotations
 
@@ -101,13 +102,13 @@ def test_no_password_in_any_plain_input_with_a_restore(restored: tuple[Deploymen
                 assert base64.b64encode(password.encode()).decode() not in text, f"{resource.name}: {path}"
 
 
-def test_swarm_accepts_a_dump_and_refuses_a_snapshot(workspace: Workspace) -> None:
-    workspace.deploy("dev", {"cluster": SWARM, "restoreFrom": _dump(workspace)})  # no refusal any more
-    repo = {"backup": {"repository": "s3:https://s3.example.com/bucket/catalogizer"}}
-    failure = workspace.fails("dev", {"cluster": SWARM, **repo, "restoreFrom": "restic:latest"})
+def test_swarm_restore_needs_a_repository_for_a_snapshot(workspace: Workspace) -> None:
+    # A dump file is restored through the data node; a snapshot too, but only from a repository
+    # (test_swarm_offsite.py has the wiring): without one, the same refusal as on one host.
+    workspace.deploy("dev", {"cluster": SWARM, "restoreFrom": _dump(workspace)})
+    failure = workspace.fails("dev", {"cluster": SWARM, "restoreFrom": "restic:latest"})
     assert isinstance(failure.error, ConfigError), failure.error
-    for fragment in ("catalogizer:restoreFrom", "restic:latest", "cluster.mode=swarm", ".dump file"):
-        assert fragment in str(failure.error)
+    assert "catalogizer:backup.repository is not set" in str(failure.error)
     assert failure.declared == []
 
 

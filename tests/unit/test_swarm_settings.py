@@ -41,11 +41,6 @@ BAD_CLUSTER = [
     ("dev", {"cluster": SWARM, "maintenance": "true"}, ["catalogizer:maintenance", "cluster.mode=swarm"]),
     (
         "dev",
-        {"cluster": SWARM, "backup": {"repository": "/srv/restic-repo"}},
-        ["catalogizer:backup.repository", "not available with cluster.mode=swarm", "cluster.mode=single"],
-    ),
-    (
-        "dev",
         {"cluster": SWARM, "tls": {"mode": "acme", "acmeEmail": "ops@example.com"}, "domain": "catalog.example.com"},
         ["catalogizer:tls.mode", "acme is not available with cluster.mode=swarm", "tls.mode=files"],
     ),
@@ -78,6 +73,29 @@ def test_single_is_the_default_and_declares_no_swarm_resource(workspace: Workspa
     # An explicit `single` is the same stack.
     explicit = workspace.deploy("dev", {"cluster": {"mode": "single"}})
     assert sorted(r.urn for r in explicit.resources) == sorted(r.urn for r in dev.resources)
+
+
+def test_swarm_accepts_an_off_host_repository_and_restic_snapshots(workspace: Workspace) -> None:
+    # Refused until the swarm topology pushed dumps off-host; now the hooks carry it (test_swarm_offsite.py).
+    for restore_from in (None, "restic:latest", "restic:0123abcd"):
+        overrides = {"cluster": SWARM, "backup": {"repository": "/srv/restic-repo"}, "restoreFrom": restore_from}
+        deployed = workspace.deploy("dev", overrides)
+        env = deployed.named("pre-update-backup-pg-dump").inputs["environment"]
+        assert env["RESTIC_REPOSITORY"] == "/srv/restic-repo", restore_from
+        assert "lastDrill" in deployed.outputs
+        if restore_from is not None:
+            snapshot = restore_from.removeprefix("restic:")
+            assert deployed.named("restore-pg-restore").inputs["environment"]["RESTORE_SNAPSHOT"] == snapshot
+
+
+def test_swarm_refuses_the_scheduler_with_a_repository_too(workspace: Workspace) -> None:
+    failure = workspace.fails(
+        "dev", {"cluster": SWARM, "backup": {"repository": "/srv/restic-repo", "scheduler": True}}
+    )
+    assert isinstance(failure.error, ConfigError), failure.error
+    for fragment in ("catalogizer:backup.scheduler", "cluster.mode=swarm", "off-host push and restore drill"):
+        assert fragment in str(failure.error)
+    assert failure.declared == []
 
 
 def test_swarm_accepts_every_docker_host_form(workspace: Workspace) -> None:
