@@ -22,7 +22,8 @@ for _p in (str(TESTS_DIR), str(REPO_ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from docker_harness import DockerScope, docker_client, sweep_leftovers  # noqa: E402
+from docker_harness import DockerScope, docker_client  # noqa: E402
+from docker_sweeper import sweep_leftovers  # noqa: E402
 from images.ensure import ensure_images  # noqa: E402
 
 

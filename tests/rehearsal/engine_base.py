@@ -1,10 +1,12 @@
 """What the rehearsal engine and its providers share: errors, diffs, input specs, helpers.
 
-The split mirrors what is imitated: `rehearsal_engine.py` is the Pulumi engine (steps, state),
-`providers_docker.py` / `providers_docker_image.py` are pulumi-docker (the Terraform docker
-provider through the bridge, and the native `Image`), `providers_command.py` is pulumi-command,
-`providers_misc.py` is pulumi-random and pulumi-tls. README.md beside this file has the fidelity
-table: every modelled behaviour with the upstream source it follows.
+The split mirrors what is imitated: `rehearsal_engine.py` is the Pulumi engine (steps), with
+`engine_snapshot.py` (state), `engine_providers.py` (provider resolution) and `engine_run.py` (step
+execution), `providers_docker.py` / `providers_docker_image.py` are pulumi-docker (the Terraform
+docker provider through the bridge, and the native `Image`), `providers_command.py` is
+pulumi-command, `providers_misc.py` is pulumi-random and pulumi-tls. README.md beside this file has
+the fidelity table (its module map lists every file): every modelled behaviour with the upstream
+source it follows.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class Run:
     """
 
     def __init__(self) -> None:
-        # The snapshot's last sequence number before this run (Rehearsal._untouched_last).
+        # The snapshot's last sequence number before this run (engine_snapshot.py, Snapshot._untouched_last).
         self.first_seq = 0
         self.events: list[Event] = []
         self.failures: list[str] = []

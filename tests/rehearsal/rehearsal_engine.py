@@ -8,22 +8,20 @@ The SDK registers a resource only once its inputs and `depends_on` have resolved
 the work inside RegisterResource keeps the program's dependency order; independent
 resources run concurrently, as the engine's parallel steps do.
 
-This module is the engine (pulumi/pulumi pkg/resource/deploy: step generation, step execution,
-the snapshot); the providers live in providers_*.py. Any resource type, input or resource option
-that is not implemented is REFUSED with an error naming the resource and the input. README.md
-beside this file has the fidelity table (behaviour, upstream source, test).
+This module is the engine (pulumi/pulumi pkg/resource/deploy: step generation, up, destroy); its
+other parts are engine_snapshot.py (the snapshot), engine_providers.py (which provider carries out
+a resource) and engine_run.py (step execution); the providers live in providers_*.py. Any resource
+type, input or resource option that is not implemented is REFUSED with an error naming the resource
+and the input. README.md beside this file has the fidelity table (behaviour, upstream source, test).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import json
-import os
 import runpy
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,36 +41,15 @@ from engine_base import (
     RehearsalError,
     path_contains,
 )
+from engine_providers import PROVIDERS, ProviderResolution, _docker_client
 from engine_run import RehearsalMonitor, Run, check_options, drain_runtime, install_exception_handler
+from engine_snapshot import Snapshot
 from program import MAIN, PROJECT_DIR, _as_config_value, _cwd
-from providers_command import CommandProvider
-from providers_docker import ContainerProvider, NetworkProvider, RemoteImageProvider, VolumeProvider
-from providers_docker_image import ImageProvider
-from providers_misc import PrivateKeyProvider, RandomPasswordProvider, SelfSignedCertProvider
-from providers_registry import RegistryImageProvider, TagProvider
-from providers_swarm import SecretProvider, ServiceConfigProvider, ServiceProvider
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 __all__ = ["DeploymentFailed", "Event", "Refused", "Rehearsal", "RehearsalError"]
-
-PROVIDERS: tuple[type[Provider], ...] = (
-    NetworkProvider,
-    VolumeProvider,
-    RemoteImageProvider,
-    ImageProvider,
-    RandomPasswordProvider,
-    PrivateKeyProvider,
-    SelfSignedCertProvider,
-    CommandProvider,
-    ContainerProvider,
-    SecretProvider,
-    ServiceConfigProvider,
-    ServiceProvider,
-    TagProvider,
-    RegistryImageProvider,
-)
 
 # --- the engine --------------------------------------------------------------------------------
 
@@ -99,12 +76,7 @@ class DestroyResult:
     events: list[Event] = field(default_factory=list)
 
 
-def _docker_client() -> docker.DockerClient:
-    # The provider's `docker:host` defaults to DOCKER_HOST, then the local socket.
-    return docker.from_env(timeout=300)
-
-
-class Rehearsal:
+class Rehearsal(ProviderResolution, Snapshot):
     """One stack: its state file, the Docker client, and the up/destroy operations."""
 
     def __init__(
@@ -130,96 +102,6 @@ class Rehearsal:
         self.pending: list[dict[str, Any]] = []
         self.outputs: dict[str, Any] = {}
         self.run = Run()
-
-    # -- explicit providers -----------------------------------------------------------------------
-    @property
-    def docker(self) -> docker.DockerClient:
-        """The Docker client of the step running on this thread: its explicit provider's `host`, else
-        the default provider's (DOCKER_HOST)."""
-        return getattr(self._local, "client", None) or self._default_docker
-
-    @contextlib.contextmanager
-    def _provider_client(self, host: str | None) -> Iterator[None]:
-        if not host:
-            yield
-            return
-        with self._lock:
-            if host not in self._clients:
-                self._clients[host] = docker.DockerClient(base_url=host, timeout=300)
-        self._local.client = self._clients[host]
-        try:
-            yield
-        finally:
-            self._local.client = None
-
-    def _explicit_provider(self, where: str, request: Any, urn: str, inputs: Inputs) -> tuple[str, Inputs]:
-        """A `pulumi:providers:docker` resource: a provider plugin with that config, which resources
-        name by reference (pkg/resource/deploy/providers/reference.go ParseReference: `<urn>::<id>`,
-        split at the last `::`). Only `host` is implemented; a changed config would replace the
-        provider and its resources, which is not modelled, so it is refused."""
-        if request.type != "pulumi:providers:docker":
-            raise Refused(f"{where}: provider type {request.type} is not implemented by the rehearsal engine")
-        for key in inputs:
-            if key not in ("host", "version"):
-                raise Refused(f"{where}: provider input '{key}' is not implemented by the rehearsal engine")
-        with self._lock:
-            old = self.current.get(urn)
-            if old is not None and old["inputs"].get("host") != inputs.get("host"):
-                raise Refused(f"{where}: a changed provider host (a provider replacement) is not implemented")
-            provider_id = old["id"] if old is not None else f"provider-{self._next_seq()}"
-            self.current[urn] = {
-                "urn": urn,
-                "type": request.type,
-                "name": request.name,
-                "parent": request.parent,
-                "custom": True,
-                "provider_resource": True,
-                "dependencies": list(request.dependencies),
-                "protect": False,
-                "retain_on_delete": False,
-                "delete_before_replace": None,
-                "replace_on_changes": [],
-                "id": provider_id,
-                "inputs": inputs,
-                "outputs": inputs,
-                "seq": self._next_seq(),
-            }
-            self._save()
-        return provider_id, inputs
-
-    def _provider_host(self, where: str, reference: str) -> str | None:
-        if not reference:
-            return None
-        urn = reference.rsplit("::", 1)[0]  # ParseReference: the last "::"
-        with self._lock:
-            entry = self.current.get(urn)
-        if entry is None or not entry.get("provider_resource"):
-            raise Refused(f"{where}: resource option 'provider' names {reference}, which is not a docker provider here")
-        return entry["inputs"].get("host")
-
-    # -- state file (the snapshot) --------------------------------------------------------------
-    def load_state(self) -> dict[str, Any]:
-        if not self.state_path.exists():
-            return {"resources": {}, "pending_deletes": [], "outputs": {}, "seq": 0}
-        return json.loads(self.state_path.read_text())
-
-    def _save(self) -> None:
-        state = {"resources": self.current, "pending_deletes": self.pending, "outputs": self.outputs, "seq": self._seq}
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(state, handle, indent=1, sort_keys=True)
-        tmp.replace(self.state_path)
-
-    def _begin(self) -> Run:
-        state = self.load_state()
-        self.run = Run()
-        self._seq = state.get("seq", 0)
-        self.run.first_seq = self._seq
-        self.current = {urn: {**e, "urn": urn} for urn, e in state["resources"].items()}
-        self.pending = list(state.get("pending_deletes", []))
-        self.outputs = dict(state.get("outputs", {}))
-        return self.run
 
     def log(self, line: str) -> None:
         self._log(f"[rehearsal] {line}")
@@ -289,10 +171,6 @@ class Rehearsal:
             raise
         except RehearsalError as exc:
             raise RehearsalError(f"{where}: {exc}") from None
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def _entry(
         self, base: Mapping[str, Any], change: Change, inputs: Inputs, init_errors: list[str] | None = None
@@ -475,19 +353,6 @@ class Rehearsal:
             )
         return UpResult(dict(self.outputs), list(run.events), seconds)
 
-    def _untouched_last(self, run: Run) -> None:
-        """pkg/backend/snapshot.go SnapshotManager.snap: the new snapshot lists the resources this run
-        operated on (in completion order), then the old ones it did not touch, in their old order.
-        After a failed run that puts e.g. a service the run never reached after the config it did
-        reach, so a destroy still deletes the service first."""
-        with self._lock:
-            # Every step that completed in this run gave its resource a new seq; a failed step (its
-            # mutation ends unsuccessful: no markNew) leaves the old one, as an untouched resource has.
-            untouched = [e for e in self.current.values() if e["seq"] <= run.first_seq] + self.pending
-            for entry in sorted(untouched, key=lambda e: e["seq"]):
-                entry["seq"] = self._next_seq()
-            self._save()
-
     @staticmethod
     def _stack_outputs() -> dict[str, Any]:
         root = runtime_settings.get_root_resource()
@@ -535,11 +400,3 @@ class Rehearsal:
 
     def _has_protected_child(self, urn: str) -> bool:
         return any(e.get("parent") == urn and e.get("protect") for e in self.current.values())
-
-    # -- inspection ----------------------------------------------------------------------------
-    def docker_objects(self) -> Iterator[tuple[str, str]]:
-        """(type, physical id) of every Docker object in the state, pending deletes included."""
-        state = self.load_state()
-        for entry in [*state["resources"].values(), *state.get("pending_deletes", [])]:
-            if entry.get("type") in (ContainerProvider.token, NetworkProvider.token, VolumeProvider.token):
-                yield entry["type"], entry["id"]
