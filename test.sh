@@ -80,25 +80,63 @@ prepare_venv
 # As `. .venv/bin/activate` would: the tests' subprocesses find the venv's python and tools.
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 # The fast layer (the program under mocks and the renderers) runs on every core: its tests share
-# nothing. The Docker layers run one test at a time: they time traffic and share one engine.
+# nothing. The Docker layers mostly wait (for cron minutes, alert rules, health checks, Swarm's
+# rollback), so they run side by side: the real-service tests on two workers, a file per worker
+# (module fixtures stay in one process), the rehearsal and the swarm layer each in its own
+# process. Every test owns its Docker objects (tests/docker_harness.py) and a sweep never takes a
+# live session's (tests/docker_sweeper.py), so the streams share the engine safely.
 FAST=(tests/unit tests/rendering)
+REAL=(-n 2 --dist loadfile)
 # The swarm layer makes network namespaces, a bridge and a FORWARD rule: root's business.
 swarm_layer() {
+    # exec: as a Docker stream, its pid is pytest's (or sudo's, which relays signals) for the trap.
     if [ "$(id -u)" -eq 0 ]; then
-        .venv/bin/python -m pytest tests/swarm "$@"
+        exec .venv/bin/python -m pytest tests/swarm "$@"
     else
-        sudo --preserve-env=PATH,VIRTUAL_ENV .venv/bin/python -m pytest tests/swarm "$@"
+        exec sudo --preserve-env=PATH,VIRTUAL_ENV .venv/bin/python -m pytest tests/swarm "$@"
     fi
 }
+# The three Docker streams side by side, each line of output tagged with its stream; fails when
+# any stream fails, after all have ended (so each one's teardown has run).
+docker_layers() {
+    # Built once here, not by three session fixtures waiting on build.sh's lock.
+    bash tests/images/build.sh
+    local -A started=() names=()
+    local pid name failed=() t0=$SECONDS
+    stream() {
+        local tag=$1
+        shift
+        "$@" > >(sed -u "s/^/[$tag] /") 2>&1 &
+        names[$!]=$tag
+        started[$!]=$SECONDS
+    }
+    stream real .venv/bin/python -m pytest "${REAL[@]}" tests/real "$@"
+    stream rehearsal .venv/bin/python -m pytest tests/rehearsal -s "$@"
+    stream swarm swarm_layer "$@"
+    # A CI timeout's SIGTERM reaches every stream (pytest runs its teardowns: tests/conftest.py).
+    trap 'kill -TERM "${!names[@]}" 2>/dev/null' TERM INT
+    while [ ${#names[@]} -gt 0 ]; do
+        local rc=0
+        wait -n -p pid "${!names[@]}" || rc=$?
+        name=${names[$pid]}
+        say "$name: $([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)") after $((SECONDS - started[$pid])) s"
+        [ "$rc" -eq 0 ] || failed+=("$name")
+        unset "names[$pid]"
+    done
+    trap - TERM INT
+    say "Docker layers: $((SECONDS - t0)) s in all"
+    [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (search the output for its tag, e.g. '[${failed[0]}] FAILED')"
+}
+
 case $layer in
     unit) exec .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@" ;;
     smoke) exec .venv/bin/python -m smoke "$@" ;;
-    rendering | real) exec .venv/bin/python -m pytest "tests/$layer" "$@" ;;
+    rendering) exec .venv/bin/python -m pytest tests/rendering "$@" ;;
+    real) exec .venv/bin/python -m pytest "${REAL[@]}" tests/real "$@" ;;
     rehearsal) exec .venv/bin/python -m pytest tests/rehearsal -s "$@" ;;
     swarm) swarm_layer "$@" ;;
     all)
         .venv/bin/python -m pytest -n auto "${FAST[@]}" "$@"
-        .venv/bin/python -m pytest tests/real tests/rehearsal "$@"
-        swarm_layer "$@"
+        docker_layers "$@"
         ;;
 esac

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,22 +34,16 @@ def _say(config: pytest.Config) -> callable:
     return say
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[SwarmCluster]:
     ensure_images()
     built = SwarmCluster(say=_say(request.config))
-    # A CI timeout or `kill` sends SIGTERM: turn it into an exception so the teardown below runs.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A CI timeout's SIGTERM arrives as KeyboardInterrupt (tests/conftest.py): the teardown below runs.
     try:
         built.up()
         yield built
     finally:
         problems = built.down()
-        signal.signal(signal.SIGTERM, previous)
         # A leftover namespace, engine or rule would outlive the run: that is a failure.
         assert not problems, f"swarm cluster teardown left: {problems}"
 
