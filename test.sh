@@ -106,7 +106,7 @@ docker_layers() {
     stream() {
         local tag=$1
         shift
-        "$@" > >(sed -u "s/^/[$tag] /") 2>&1 &
+        "$@" > >(sed -u "/^\[$tag\]/!s/^/[$tag] /") 2>&1 &
         names[$!]=$tag
         started[$!]=$SECONDS
     }
