@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import HEALTH_PATH, LABEL_RESTORE, LOGS_MOUNT, MEDIA_MOUNT, NETWORK_ALIAS
+from components.api import (
+    HEALTH_PROBE,
+    LABEL_RESTORE,
+    LOGS_MOUNT,
+    MEDIA_MOUNT,
+    NETWORK_ALIAS,
+    STOP_GRACE_SECONDS,
+)
 from components.swarm.task_defaults import (
     converge,
     hardened_container_spec,
@@ -22,7 +29,7 @@ from components.swarm.task_defaults import (
     service_labels,
     task_spec,
 )
-from settings import API_PORT, Settings
+from settings import Settings
 
 # How long Swarm watches each new task for failure before it counts the step as done; a task
 # that turns unhealthy or exits inside it triggers the rollback.
@@ -129,14 +136,8 @@ class SwarmApi(pulumi.ComponentResource):
                     "api",
                     image=args.image_ref,
                     env=pulumi.Output.secret(env),
-                    # GET, never `--spider` (HEAD is 404 on Gin's GET-only routes): as on one host.
-                    healthcheck=healthcheck(
-                        ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
-                        interval=2,
-                        retries=30,
-                        start_period=20,
-                    ),
-                    stop_grace_period="30s",
+                    healthcheck=healthcheck(HEALTH_PROBE),
+                    stop_grace_period=f"{STOP_GRACE_SECONDS}s",
                     labels=restored,
                     mounts=[
                         # The folder must exist on every node that may run the API (docs/operations.md).

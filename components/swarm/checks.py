@@ -9,6 +9,7 @@ import pulumi
 import pulumi_command as command
 
 from components.backup import offsite_env
+from components.health import public_probe_environment
 from components.hook_support import docker_env, exported_summary, hook_command
 from settings import NODE_LABEL_DATA, NODE_LABEL_EDGE, Settings
 
@@ -70,17 +71,11 @@ class SwarmHealth(pulumi.ComponentResource):
         super().__init__("catalogizer:ops:SwarmHealth", name, None, opts)
         settings = args.settings
         names = [service.name for service in args.services]  # type: ignore[attr-defined]
+        # No ACME in swarm mode (settings/cluster.py refuses it): the stack's own certificate is trusted.
         environment: dict[str, pulumi.Input[str]] = {
             "SWARM_SERVICES": pulumi.Output.all(*names).apply(",".join),
-            "HEALTH_URL": settings.health_url,
-            # An edge node's address: nginx publishes in host mode there only.
-            "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
-            "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
-            "HEALTH_INTERVAL": str(settings.health.interval_seconds),
-            **docker_env(settings),
+            **public_probe_environment(settings, args.cert_pem),
         }
-        if args.cert_pem is not None:
-            environment["HEALTH_CA_PEM"] = args.cert_pem
         self.command = hook_command(
             f"{name}-verify",
             "swarm_health.py",

@@ -15,16 +15,13 @@ import pulumi_docker as docker
 
 from components.container_defaults import labels
 from components.postgres import DATA_DIR as PG_DATA_DIR
-from components.postgres import (
-    INITDB_ARGS,
-    PGDATA,
-    SERVER_COMMAND,
-    STOP_GRACE_SECONDS,
-    health_test,
-    postgres_uid,
-)
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
+from components.postgres import SERVER_COMMAND as PG_SERVER_COMMAND
+from components.postgres import STOP_GRACE_SECONDS, health_probe, server_environment, server_user
+from components.redis import HEALTH_PROBE as REDIS_HEALTH_PROBE
 from components.redis import NETWORK_ALIAS as REDIS_ALIAS
+from components.redis import SERVER_COMMAND as REDIS_SERVER_COMMAND
+from components.redis import cli_environment
 from components.swarm.secrets import secret_file, swarm_secret
 from components.swarm.task_defaults import (
     converge,
@@ -101,17 +98,11 @@ class SwarmData(pulumi.ComponentResource):
                 hardened_container_spec(
                     "postgres",
                     image=pg.image,
-                    user=f"{postgres_uid(pg.image)}:0",
-                    env={
-                        "POSTGRES_USER": pg.user,
-                        # The image's entrypoint reads it (file_env, docker-library/postgres).
-                        "POSTGRES_PASSWORD_FILE": PG_PASSWORD_FILE,
-                        "POSTGRES_DB": pg.database,
-                        "PGDATA": PGDATA,
-                        "POSTGRES_INITDB_ARGS": INITDB_ARGS,
-                    },
-                    args=list(SERVER_COMMAND),
-                    healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
+                    user=server_user(pg.image),
+                    # The image's entrypoint reads the password file (file_env, docker-library/postgres).
+                    env=server_environment(pg, PG_PASSWORD_FILE),
+                    args=list(PG_SERVER_COMMAND),
+                    healthcheck=healthcheck(health_probe(pg)),
                     stop_signal="SIGINT",
                     stop_grace_period=f"{STOP_GRACE_SECONDS}s",
                     secrets=[secret_file(pg_secret, PG_PASSWORD_FILE)],
@@ -159,10 +150,9 @@ class SwarmData(pulumi.ComponentResource):
                 hardened_container_spec(
                     "redis",
                     image=redis.image,
-                    args=["redis-server", CONF_PATH],
-                    # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
-                    env=password.apply(lambda pw: {"REDISCLI_AUTH": pw}),
-                    healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
+                    args=list(REDIS_SERVER_COMMAND),
+                    env=cli_environment(password),
+                    healthcheck=healthcheck(REDIS_HEALTH_PROBE),
                     secrets=[secret_file(conf, CONF_PATH)],
                     mounts=[
                         docker.ServiceTaskSpecContainerSpecMountArgs(

@@ -17,6 +17,7 @@ import pulumi_docker as docker
 
 from components.proxy import (
     CERT_FILE,
+    HEALTH_PROBE,
     HTTP_PORT,
     HTTPS_PORT,
     KEY_FILE,
@@ -96,9 +97,7 @@ class SwarmEdge(pulumi.ComponentResource):
                     "nginx",
                     image=settings.proxy.image,
                     args=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
-                    healthcheck=healthcheck(
-                        ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
-                    ),
+                    healthcheck=healthcheck(HEALTH_PROBE),
                     configs=configs,
                     secrets=secrets or None,
                     mounts=[

@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi_docker as docker
 
-from components.container_defaults import HARDENING, LOG_DRIVER, LOG_OPTS, labels
+from components.container_defaults import HARDENING, LOG_DRIVER, LOG_OPTS, HealthProbe, labels
 from settings import Settings
 
 # Size of every tmpfs a read-only role gets (the single-host TMPFS_OPTIONS' size=64m).
@@ -90,13 +90,9 @@ def task_spec(
     )
 
 
-def healthcheck(
-    test: list[str], interval: int = 5, retries: int = 12, start_period: int = 10
-) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
-    """The single-host health checks, as a Swarm health check (same timings)."""
-    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-        tests=test, interval=f"{interval}s", timeout="5s", retries=retries, start_period=f"{start_period}s"
-    )
+def healthcheck(probe: HealthProbe) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    """The role's single-host health check (the same probe: test, timings), as a Swarm health check."""
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**probe.fields())
 
 
 def converge(settings: Settings) -> docker.ServiceConvergeConfigArgs:
