@@ -23,6 +23,7 @@ from components.api import (
 )
 from components.swarm.task_defaults import (
     converge,
+    declare_service,
     hardened_container_spec,
     healthcheck,
     internal_endpoint,
@@ -109,6 +110,8 @@ class SwarmApiArgs:
 class SwarmApi(pulumi.ComponentResource):
     service: docker.Service
     service_name: pulumi.Output[str]
+    # Changes with the service's spec (task_defaults.declare_service): a new image, environment or restore.
+    revision: pulumi.Output[str]
 
     def __init__(self, name: str, args: SwarmApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:app:SwarmApi", name, None, opts)
@@ -124,7 +127,7 @@ class SwarmApi(pulumi.ComponentResource):
             restored = [
                 docker.ServiceTaskSpecContainerSpecLabelArgs(label=LABEL_RESTORE, value=settings.restore.identity)
             ]
-        self.service = docker.Service(
+        self.service, self.revision = declare_service(
             f"{name}-service",
             name=api_service_name(settings),
             labels=service_labels(settings, "api"),

@@ -59,6 +59,8 @@ class SwarmPreflight(pulumi.ComponentResource):
 class SwarmHealthArgs:
     settings: Settings
     services: list[pulumi.CustomResource]
+    # One per service (task_defaults.declare_service): the check runs again whenever any spec changes.
+    revisions: list[pulumi.Input[str]]
     cert_pem: pulumi.Input[str] | None
     rollout_fingerprint: pulumi.Input[str]
 
@@ -80,8 +82,12 @@ class SwarmHealth(pulumi.ComponentResource):
             f"{name}-verify",
             "swarm_health.py",
             environment=environment,
-            # Every rollout, and any service whose spec changed (its version), is verified again.
-            triggers=[args.rollout_fingerprint],
+            # Every rollout, and every service update, is verified again: a service's spec can change
+            # without a rollout (nginx.conf, the certificate or key; redis.conf; an image or limit), and
+            # Swarm applies it in the background after the provider returns (nginx, a global service, is
+            # not even waited for), so only this hook makes a bad update fail `pulumi up`. Any other
+            # input change (HEALTH_CA_PEM: a new certificate) re-runs it too, as an update.
+            triggers=[args.rollout_fingerprint, *args.revisions],
             parent=self,
             depends_on=list(args.services),
         )

@@ -25,6 +25,7 @@ from components.redis import cli_environment
 from components.swarm.secrets import secret_file, swarm_secret
 from components.swarm.task_defaults import (
     converge,
+    declare_service,
     hardened_container_spec,
     healthcheck,
     internal_endpoint,
@@ -63,6 +64,8 @@ class SwarmData(pulumi.ComponentResource):
     postgres_service: pulumi.Output[str]
     redis_service: pulumi.Output[str]
     volumes: dict[str, pulumi.Output[str]]
+    # Per role, changes with the service's spec (task_defaults.declare_service): e.g. a new redis.conf.
+    revisions: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: SwarmDataArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:data:SwarmData", name, None, opts)
@@ -87,7 +90,7 @@ class SwarmData(pulumi.ComponentResource):
         pg_secret = swarm_secret(
             settings, f"{name}-postgres-password", "postgres-password", args.postgres_password, self
         )
-        self.postgres = docker.Service(
+        self.postgres, postgres_revision = declare_service(
             f"{name}-postgres",
             name=f"{prefix}-postgres",
             labels=service_labels(settings, "postgres"),
@@ -139,7 +142,7 @@ class SwarmData(pulumi.ComponentResource):
             password.apply(lambda pw: render_redis_conf(pw, redis.memory_mb)),
             self,
         )
-        self.redis = docker.Service(
+        self.redis, redis_revision = declare_service(
             f"{name}-redis",
             name=f"{prefix}-redis",
             labels=service_labels(settings, "redis"),
@@ -170,6 +173,7 @@ class SwarmData(pulumi.ComponentResource):
             converge_config=converge(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, volumes["redis-data"]]),
         )
+        self.revisions = {"postgres": postgres_revision, "redis": redis_revision}
         self.postgres_service = self.postgres.name
         self.redis_service = self.redis.name
         self.register_outputs(
