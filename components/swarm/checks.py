@@ -11,9 +11,10 @@ import pulumi_command as command
 from components.backup import offsite_env
 from components.health import public_probe_environment
 from components.hook_support import docker_env, exported_summary, hook_command
+from components.preflight import disk_environment
 from settings import NODE_LABEL_DATA, NODE_LABEL_EDGE, Settings
 
-PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "registry", "repository", "seconds")
+PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "freeGb", "registry", "repository", "seconds")
 HEALTH_KEYS = ("status", "seconds", "attempts", "checks")
 
 
@@ -42,8 +43,11 @@ class SwarmPreflight(pulumi.ComponentResource):
                 "DATA_LABEL": NODE_LABEL_DATA,
                 "DATA_NODE_HOST": cluster.data_node_host,
                 "REGISTRY": cluster.registry,
-                # The repository check (scripts/preflight.check_repository) keeps restic's cache there.
-                "BACKUP_DIR": str(args.settings.backup.dir),
+                # Probed over exactly the scheme the engines pull over (settings: http:// said on purpose).
+                "REGISTRY_SCHEME": "http" if cluster.registry_plain_http else "https",
+                # Free space on the data node's data root and on BACKUP_DIR, as on one host; the
+                # repository check (scripts/preflight.check_repository) keeps restic's cache there too.
+                **disk_environment(args.settings),
                 "STACK_LABEL": args.settings.name_prefix,
                 **docker_env(args.settings),
                 **offsite_env(args.settings, args.repository_password),
