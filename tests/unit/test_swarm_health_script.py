@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from script_support import run_main
 
 from scripts import swarm_health
 
@@ -42,9 +43,7 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Iterator[tuple[bool, s
         return probe
 
     monkeypatch.setattr(swarm_health, "service_probe", lambda service, timeout: probe_of(f"service:{service}"))
-    monkeypatch.setattr(
-        swarm_health, "nginx_check", lambda timeout: health_check.Check("nginx", "", probe_of("nginx"))
-    )
+    monkeypatch.setattr(swarm_health, "nginx_check", lambda timeout: health_check.Check("nginx", "", probe_of("nginx")))
     monkeypatch.setattr(health_check, "time", FakeTime())
     for name, value in {
         "SWARM_SERVICES": "st-postgres,st-api",
@@ -56,13 +55,7 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> dict[str, Iterator[tuple[bool, s
 
 
 def _run(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        swarm_health.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(swarm_health.main, capsys)
 
 
 def test_healthy_summary_names_every_service_and_nginx(answers: dict, capsys: pytest.CaptureFixture[str]) -> None:

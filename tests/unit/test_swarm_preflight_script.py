@@ -11,12 +11,12 @@ import os
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from certs import CertPair, write_self_signed
+from script_support import run_main, serve
 
 from scripts import swarm_preflight
 
@@ -44,16 +44,8 @@ class _Registry(http.server.BaseHTTPRequestHandler):
 
 def _serve(context: ssl.SSLContext | None, api_header: bool = True) -> Iterator[tuple[int, type[_Registry]]]:
     handler = type("Handler", (_Registry,), {"seen": [], "api_header": api_header})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    if context:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(handler, context) as port:
+        yield port, handler
 
 
 @pytest.fixture
@@ -94,32 +86,34 @@ def test_an_https_registry_is_probed_over_https(tls_registry: tuple[int, type[_R
     assert found == f"https://localhost:{port} (registry/2.0)" and handler.seen == ["/v2/"]
 
 
-def test_https_configured_never_falls_back_to_http(plain_registry: tuple[int, type[_Registry]]) -> None:
-    """A registry configured without http:// is pulled over HTTPS by the engines: one that answers only
-    plain HTTP must stop the run, naming https."""
-    port, handler = plain_registry
+@pytest.mark.parametrize(
+    ("server", "scheme", "written", "hint"),
+    [
+        # A registry configured without http:// is pulled over HTTPS by the engines: one that answers
+        # only plain HTTP must stop the run, naming https.
+        (
+            "plain_registry",
+            "https",
+            "{host}",
+            "if it is a plain-HTTP registry on a private network, write it as http://host:port",
+        ),
+        ("tls_registry", "http", "http://{host}", "if it serves HTTPS, write it without http://"),
+    ],
+)
+def test_the_configured_scheme_only_and_a_failure_names_it(
+    request: pytest.FixtureRequest, server: str, scheme: str, written: str, hint: str
+) -> None:
+    port, handler = request.getfixturevalue(server)
+    host = f"{'127.0.0.1' if server == 'plain_registry' else 'localhost'}:{port}"
     with pytest.raises(swarm_preflight.HookError) as caught:
-        swarm_preflight.check_registry(f"127.0.0.1:{port}", "https", 5)
+        swarm_preflight.check_registry(host, scheme, 5)
     message = str(caught.value)
     assert message.startswith(
-        f"catalogizer:cluster.registry 127.0.0.1:{port} does not answer as a registry over https "
-        f"(https://127.0.0.1:{port}/v2/): "
+        f"catalogizer:cluster.registry {written.format(host=host)} does not answer as a registry over {scheme} "
+        f"({scheme}://{host}/v2/): "
     )
-    assert message.endswith("; if it is a plain-HTTP registry on a private network, write it as http://host:port")
-    assert handler.seen == []  # no GET /v2/ over plain HTTP
-
-
-def test_http_configured_never_tries_https(tls_registry: tuple[int, type[_Registry]]) -> None:
-    port, handler = tls_registry
-    with pytest.raises(swarm_preflight.HookError) as caught:
-        swarm_preflight.check_registry(f"localhost:{port}", "http", 5)
-    message = str(caught.value)
-    assert message.startswith(
-        f"catalogizer:cluster.registry http://localhost:{port} does not answer as a registry over http "
-        f"(http://localhost:{port}/v2/): "
-    )
-    assert message.endswith("; if it serves HTTPS, write it without http://")
-    assert handler.seen == []
+    assert message.endswith(f"; {hint}")
+    assert handler.seen == []  # the other scheme was not tried: no GET /v2/ reached the server
 
 
 @pytest.fixture
@@ -193,13 +187,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch, engines: list) -> dict[Path, float]
 
 
 def _run(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        swarm_preflight.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(swarm_preflight.main, capsys)
 
 
 def test_free_space_is_measured_on_the_data_node_and_the_backup_folder(
