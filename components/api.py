@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import HealthProbe, container_healthcheck, container_options, managed_container
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
 from components.redis import NETWORK_ALIAS as REDIS_ALIAS
 from settings import API_PORT, POSTGRES_PORT, REDIS_PORT, Settings
@@ -20,6 +20,17 @@ LOGS_MOUNT = "/app/logs"
 HEALTH_PATH = "/health"
 LABEL_REPLICA = "catalogizer.replica"
 LABEL_RESTORE = "catalogizer.restored-from"
+# The runtime image has wget but no curl. GET, never `--spider`: wget's spider sends HEAD, which Gin
+# answers 404 on GET-only routes (catalog-api/main.go registers /health for GET). Every 2 s: the
+# switch of traffic (one host) and a start-first update step (Swarm) wait for the first passing probe.
+HEALTH_PROBE = HealthProbe(
+    ("CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"),
+    interval=2,
+    retries=30,
+    start_period=20,
+)
+# Time the API gets to finish its requests before it is killed, on one host and in Swarm.
+STOP_GRACE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -137,17 +148,9 @@ class Api(pulumi.ComponentResource):
                     ),
                     docker.ContainerMountArgs(target=LOGS_MOUNT, type="volume", source=args.logs_volume),
                 ],
-                # The runtime image has wget but no curl. GET, never `--spider`: wget's spider sends HEAD,
-                # which Gin answers 404 on GET-only routes (catalog-api/main.go registers /health for GET).
-                healthcheck=healthcheck(
-                    ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
-                    # Every 2 s: the switch of traffic waits for the first passing probe.
-                    interval=2,
-                    retries=30,
-                    start_period=20,
-                ),
-                stop_timeout=30,
-                destroy_grace_seconds=30,
+                healthcheck=container_healthcheck(HEALTH_PROBE),
+                stop_timeout=STOP_GRACE_SECONDS,
+                destroy_grace_seconds=STOP_GRACE_SECONDS,
                 networks_advanced=[
                     # `api` names every replica of every version (Prometheus scrapes them all);
                     # nginx sends traffic only to the version alias it was switched to, on front.

@@ -4,7 +4,7 @@ and the resource options that make replacements behave under the real engine."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,16 +199,45 @@ def container_options(
     )
 
 
+@dataclass(frozen=True)
+class HealthProbe:
+    """A role's Docker health check, declared once beside the role (components/api.py, postgres.py,
+    redis.py, proxy.py): the single-host container (`container_healthcheck`) and the Swarm service
+    (components/swarm/task_defaults.healthcheck) are rendered from the same probe, so the two
+    topologies cannot drift apart."""
+
+    test: tuple[str, ...]
+    interval: int = 5
+    retries: int = 12
+    start_period: int = 10
+    timeout: int = 5
+
+    def fields(self) -> dict[str, Any]:
+        """The inputs under the names both provider types take (ContainerHealthcheckArgs and
+        ServiceTaskSpecContainerSpecHealthcheckArgs have the same fields)."""
+        return {
+            "tests": list(self.test),
+            "interval": f"{self.interval}s",
+            "timeout": f"{self.timeout}s",
+            "retries": self.retries,
+            "start_period": f"{self.start_period}s",
+        }
+
+
+def container_healthcheck(probe: HealthProbe) -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(**probe.fields())
+
+
 def healthcheck(
     test: list[str], interval: int = 5, retries: int = 12, start_period: int = 10
 ) -> docker.ContainerHealthcheckArgs:
-    return docker.ContainerHealthcheckArgs(
-        tests=test,
-        interval=f"{interval}s",
-        timeout="5s",
-        retries=retries,
-        start_period=f"{start_period}s",
-    )
+    """A single-host-only container's health check (the sidecars, monitoring)."""
+    return container_healthcheck(HealthProbe(tuple(test), interval, retries, start_period))
+
+
+def env_list(variables: Mapping[str, str]) -> list[str]:
+    """A container's `envs` ("NAME=value") from the mapping a Swarm service's `env` takes."""
+    return [f"{name}={value}" for name, value in variables.items()]
 
 
 def sidecar_image(

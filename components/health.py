@@ -14,6 +14,30 @@ from settings import Settings
 SUMMARY_KEYS = ("status", "seconds", "attempts", "checks")
 
 
+def public_probe_environment(settings: Settings, cert_pem: pulumi.Input[str] | None) -> dict[str, pulumi.Input[str]]:
+    """How both topologies' health hooks poll and reach nginx through the public URL, and what they
+    trust there (scripts/health_check.py: nginx_check, verify); the engine they talk to."""
+    environment: dict[str, pulumi.Input[str]] = {
+        "HEALTH_URL": settings.health_url,
+        # In swarm mode an edge node's address: nginx publishes in host mode there only.
+        "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
+        "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
+        "HEALTH_INTERVAL": str(settings.health.interval_seconds),
+        **docker_env(settings),
+    }
+    acme = settings.tls.acme
+    if acme is not None:
+        # The ACME server's CA when one is given (a private server); else the system's CAs,
+        # which hold Let's Encrypt's roots: the served chain must verify as a browser's would.
+        if acme.ca_bundle_pem is not None:
+            environment["HEALTH_CA_PEM"] = acme.ca_bundle_pem
+        else:
+            environment["HEALTH_SYSTEM_CA"] = "true"
+    elif cert_pem is not None:
+        environment["HEALTH_CA_PEM"] = cert_pem
+    return environment
+
+
 @dataclass(frozen=True)
 class HealthCheckArgs:
     settings: Settings
@@ -37,10 +61,7 @@ class HealthCheck(pulumi.ComponentResource):
         settings = args.settings
         watched = [*args.api_containers, args.proxy_container]
         environment: dict[str, pulumi.Input[str]] = {
-            "HEALTH_URL": settings.health_url,
-            "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
-            "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
-            "HEALTH_INTERVAL": str(settings.health.interval_seconds),
+            **public_probe_environment(settings, args.cert_pem),
             "NGINX_CONTAINER": args.proxy_container.name,
             "API_CONTAINERS": pulumi.Output.all(*[c.name for c in args.api_containers]).apply(",".join),
             "PG_CONTAINER": args.postgres_container_name,
@@ -48,18 +69,7 @@ class HealthCheck(pulumi.ComponentResource):
             "PGDATABASE": settings.postgres.database,
             "REDIS_CONTAINER": args.redis_container_name,
             "REDIS_PASSWORD": pulumi.Output.secret(args.redis_password),
-            **docker_env(settings),
         }
-        acme = settings.tls.acme
-        if acme is not None:
-            # The ACME server's CA when one is given (a private server); else the system's CAs,
-            # which hold Let's Encrypt's roots: the served chain must verify as a browser's would.
-            if acme.ca_bundle_pem is not None:
-                environment["HEALTH_CA_PEM"] = acme.ca_bundle_pem
-            else:
-                environment["HEALTH_SYSTEM_CA"] = "true"
-        elif args.cert_pem is not None:
-            environment["HEALTH_CA_PEM"] = args.cert_pem
         after: list[pulumi.Resource] = [] if args.acme_issue is None else [args.acme_issue]
         acme_trigger = [] if args.acme_issue is None else [args.acme_issue.stdout]
         self.command = hook_command(

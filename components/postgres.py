@@ -8,8 +8,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import config_carrier, container_options, healthcheck, managed_container
-from settings import POSTGRES_PORT, Settings
+from components.container_defaults import (
+    HealthProbe,
+    config_carrier,
+    container_healthcheck,
+    container_options,
+    env_list,
+    managed_container,
+)
+from settings import POSTGRES_PORT, PostgresSettings, Settings
 
 DATA_DIR = "/var/lib/postgresql/data"
 # A subfolder, so initdb never trips over the volume root's lost+found or ownership.
@@ -41,10 +48,27 @@ SERVER_COMMAND = (
 )
 
 
-def health_test(user: str, database: str) -> list[str]:
+def health_probe(pg: PostgresSettings) -> HealthProbe:
     """Over TCP: the entrypoint's temporary init server listens on the socket only, and must not
-    count as "healthy" (it shuts down again right after initdb)."""
-    return ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database]
+    count as "healthy" (it shuts down again right after initdb). 30 s to start: initdb on a new volume."""
+    return HealthProbe(("CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database), start_period=30)
+
+
+def server_environment(pg: PostgresSettings, password_file: str) -> dict[str, str]:
+    """What the image's entrypoint reads, on one host and as a Swarm service: the superuser's
+    password only as a file (`password_file`, where that topology mounts it)."""
+    return {
+        "POSTGRES_USER": pg.user,
+        "POSTGRES_PASSWORD_FILE": password_file,
+        "POSTGRES_DB": pg.database,
+        "PGDATA": PGDATA,
+        "POSTGRES_INITDB_ARGS": INITDB_ARGS,
+    }
+
+
+def server_user(image: str) -> str:
+    """The image's postgres uid with group 0, which reads the root-owned 0640/0440 password file."""
+    return f"{postgres_uid(image)}:0"
 
 
 # Time for a clean shutdown (checkpoint) before Docker kills the server.
@@ -96,19 +120,13 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-container",
             name=f"{settings.name_prefix}-postgres",
             image=image.image_id,
-            envs=[
-                f"POSTGRES_USER={pg.user}",
-                f"POSTGRES_PASSWORD_FILE={PASSWORD_FILE}",
-                f"POSTGRES_DB={pg.database}",
-                f"PGDATA={PGDATA}",
-                f"POSTGRES_INITDB_ARGS={INITDB_ARGS}",
-            ],
+            envs=env_list(server_environment(pg, PASSWORD_FILE)),
             # The provider writes uploads as root:root (its tar headers carry no owner), so the
             # file is 0640 and the server runs as its own uid with group root: the entrypoint
             # reads the file again after it would have dropped privileges (upstream file_env).
-            user=f"{postgres_uid(pg.image)}:0",
+            user=server_user(pg.image),
             command=list(SERVER_COMMAND),
-            healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
+            healthcheck=container_healthcheck(health_probe(pg)),
             shm_size=256,
             # SIGINT is PostgreSQL's "fast" shutdown: it checkpoints, then exits.
             stop_signal="SIGINT",

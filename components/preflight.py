@@ -14,6 +14,18 @@ from settings import Settings
 SUMMARY_KEYS = ("docker", "platform", "freeGb", "ports", "certificateNotAfter", "certificateExpired", "repository")
 
 
+def disk_environment(settings: Settings) -> dict[str, str]:
+    """What scripts/preflight.check_disk needs, in both topologies: the floor, the backup folder (where
+    the dumps are written, on the machine running `pulumi up`) and the image a throwaway container
+    measures a remote engine's data root with."""
+    return {
+        "PREFLIGHT_MIN_FREE_GB": str(settings.preflight.min_free_gb),
+        "BACKUP_DIR": str(settings.backup.dir),
+        # Already present when it matters: the engine that runs PostgreSQL pulls it anyway.
+        "PREFLIGHT_PROBE_IMAGE": settings.postgres.image,
+    }
+
+
 @dataclass(frozen=True)
 class PreflightArgs:
     settings: Settings
@@ -32,13 +44,10 @@ class Preflight(pulumi.ComponentResource):
         super().__init__("catalogizer:ops:Preflight", name, None, opts)
         settings = args.settings
         environment = {
-            "PREFLIGHT_MIN_FREE_GB": str(settings.preflight.min_free_gb),
-            "BACKUP_DIR": str(settings.backup.dir),
+            **disk_environment(settings),
             "MEDIA_ROOT": str(settings.api.media_root),
             "STACK_LABEL": settings.name_prefix,
             "PREFLIGHT_PORTS": ",".join(settings.published_ports),
-            # Already present when it matters: a remote engine pulls it for Postgres anyway.
-            "PREFLIGHT_PROBE_IMAGE": settings.postgres.image,
             "PREFLIGHT_PLATFORM": settings.api.platform,
             **docker_env(settings),
             **offsite_env(settings, args.repository_password),

@@ -21,9 +21,9 @@ from components.acme import SERVED_CERT as ACME_CERT
 from components.acme import SERVED_KEY as ACME_KEY
 from components.acme import WEBROOT as ACME_WEBROOT
 from components.api import NETWORK_ALIAS as API_ALIAS
-from components.container_defaults import container_options, healthcheck, managed_container
+from components.container_defaults import HealthProbe, container_healthcheck, container_options, managed_container
 from components.hook_support import docker_env, exported_summary, hook_command
-from rendering.nginx import NginxSite, render_nginx_conf
+from rendering.nginx import SELF_HEALTH_PATH, NginxSite, render_nginx_conf
 from settings import API_PORT, Settings
 
 LIVE_DIR = "/etc/nginx/live"
@@ -42,6 +42,8 @@ HTTP_PORT = 80
 HTTPS_PORT = 443
 SUMMARY_KEYS = ("configId", "slot", "reloaded", "maintenance", "seconds")
 NETWORK_ALIAS = "nginx"
+# nginx's own liveness, independent of whether an API container (or task) is up yet.
+HEALTH_PROBE = HealthProbe(("CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}{SELF_HEALTH_PATH}"))
 # stub_status for the nginx exporter, with monitoring on; inside the network only.
 STATUS_PORT = 8081
 
@@ -159,10 +161,7 @@ class Proxy(pulumi.ComponentResource):
             image=image.image_id,
             command=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
             ports=ports,
-            # nginx's own liveness, independent of whether an API container is up yet.
-            healthcheck=healthcheck(
-                ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
-            ),
+            healthcheck=container_healthcheck(HEALTH_PROBE),
             mounts=[
                 docker.ContainerMountArgs(target=LOG_DIR, type="volume", source=args.logs_volume),
                 # Read-only: only the hook writes the configuration, from a container of its own.

@@ -8,11 +8,26 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import config_carrier, container_options, healthcheck, managed_container
+from components.container_defaults import (
+    HealthProbe,
+    config_carrier,
+    container_healthcheck,
+    container_options,
+    env_list,
+    managed_container,
+)
 from rendering.redis import CONF_DIR, CONF_PATH, DATA_DIR, render_redis_conf
 from settings import REDIS_PORT, Settings
 
 NETWORK_ALIAS = "redis"
+# The password lives in the config file, not on the command line where `ps` shows it.
+SERVER_COMMAND = ("redis-server", CONF_PATH)
+HEALTH_PROBE = HealthProbe(("CMD-SHELL", "redis-cli ping | grep -q PONG"))
+
+
+def cli_environment(password: pulumi.Output[str]) -> pulumi.Output[dict[str, str]]:
+    """redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv."""
+    return password.apply(lambda pw: {"REDISCLI_AUTH": pw})
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,9 @@ class Redis(pulumi.ComponentResource):
             f"{name}-container",
             name=f"{settings.name_prefix}-redis",
             image=image.image_id,
-            # The password lives in the config file, not on the command line where `ps` shows it.
-            command=["redis-server", CONF_PATH],
-            # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
-            envs=password.apply(lambda pw: [f"REDISCLI_AUTH={pw}"]),
-            healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
+            command=list(SERVER_COMMAND),
+            envs=cli_environment(password).apply(env_list),
+            healthcheck=container_healthcheck(HEALTH_PROBE),
             mounts=[
                 docker.ContainerMountArgs(target=DATA_DIR, type="volume", source=args.volume_name),
                 docker.ContainerMountArgs(target=CONF_DIR, type="volume", source=args.config_volume, read_only=True),

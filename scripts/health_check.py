@@ -126,18 +126,23 @@ def redis_probe(container: str, timeout: float) -> Callable[[], tuple[bool, str]
     return probe
 
 
-def build_checks() -> list[Check]:
-    timeout = float(env_int("HEALTH_REQUEST_TIMEOUT", 5))
+def request_timeout() -> float:
+    return float(env_int("HEALTH_REQUEST_TIMEOUT", 5))
+
+
+def nginx_check(timeout: float, container: str = "") -> Check:
+    """GET HEALTH_URL through HEALTH_CONNECT_ADDRESS, trusting HEALTH_CA_FILE or HEALTH_CA_PEM (or,
+    with HEALTH_SYSTEM_CA, the system's CAs); both topologies' hooks check nginx this way."""
     ca_path = os.environ.get("HEALTH_CA_FILE")
     ca_pem = Path(ca_path).read_text() if ca_path else os.environ.get("HEALTH_CA_PEM")
+    probe = nginx_probe(env("HEALTH_URL"), env("HEALTH_CONNECT_ADDRESS", "127.0.0.1"), ca_pem, timeout)
+    return Check("nginx", container, probe)
+
+
+def build_checks() -> list[Check]:
+    timeout = request_timeout()
+    checks = [nginx_check(timeout, env("NGINX_CONTAINER"))]
     os.environ["REDISCLI_AUTH"] = env("REDIS_PASSWORD")
-    checks = [
-        Check(
-            "nginx",
-            env("NGINX_CONTAINER"),
-            nginx_probe(env("HEALTH_URL"), env("HEALTH_CONNECT_ADDRESS", "127.0.0.1"), ca_pem, timeout),
-        )
-    ]
     for container in [c for c in env("API_CONTAINERS").split(",") if c]:
         checks.append(Check(f"api:{container}", container, api_probe(container, timeout)))
     pg = env("PG_CONTAINER")
@@ -161,23 +166,30 @@ def poll(checks: list[Check], deadline: float, interval: float, *, recheck: bool
         time.sleep(interval)
 
 
-def main() -> None:
+def verify(
+    what: str,
+    build: Callable[[], list[Check]],
+    *,
+    recheck: bool = False,
+    details: Callable[[Check], list[str]] = lambda check: [],
+) -> None:
+    """Polls the checks `build` returns every HEALTH_INTERVAL s until all pass or HEALTH_TIMEOUT runs out;
+    exit 0 with one JSON summary, or exit 1 naming each failed check, its last answer and `details`."""
     started = time.monotonic()
     try:
         deadline = started + env_int("HEALTH_TIMEOUT", 120)
         interval = env_int("HEALTH_INTERVAL", 2)
-        checks = build_checks()
+        checks = build()
     except (HookError, OSError) as exc:
-        fail(f"health check could not start: {exc}")
-    attempts = poll(checks, deadline, interval)
+        fail(f"{what} could not start: {exc}")
+    attempts = poll(checks, deadline, interval, recheck=recheck)
     seconds = round(time.monotonic() - started, 3)
     failed = [check for check in checks if not check.ok]
     if failed:
-        lines = [f"health check failed after {seconds}s ({attempts} attempts):"]
+        lines = [f"{what} failed after {seconds}s ({attempts} attempts):"]
         for check in failed:
             lines.append(f"- {check.name}: last answer: {check.answer}")
-            lines.append(f"  last log lines of {check.container}:")
-            lines.extend(f"    {line}" for line in container_log_tail(check.container).splitlines())
+            lines.extend(details(check))
         fail("\n".join(lines))
     emit(
         {
@@ -187,6 +199,16 @@ def main() -> None:
             "checks": {check.name: check.answer for check in checks},
         }
     )
+
+
+def log_tail(check: Check) -> list[str]:
+    return [f"  last log lines of {check.container}:"] + [
+        f"    {line}" for line in container_log_tail(check.container).splitlines()
+    ]
+
+
+def main() -> None:
+    verify("health check", build_checks, details=log_tail)
 
 
 if __name__ == "__main__":

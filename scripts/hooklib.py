@@ -7,12 +7,13 @@ putting it on any command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 # Every secret of the stack under every name a hook may be given it; any other variable whose
@@ -72,6 +73,21 @@ def scrub(text: str) -> str:
 def docker(args: Sequence[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
     """Runs the docker CLI, which honours DOCKER_HOST from our environment."""
     return subprocess.run(["docker", *args], capture_output=True, timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def docker_host(host: str) -> Iterator[None]:
+    """Inside, every docker call goes to `host` (DOCKER_HOST, as the data-node hooks are run with
+    DOCKER_HOST=dataNodeHost), not on any argv; the previous engine is restored after."""
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
 
 
 def container_running(name: str) -> tuple[bool, str]:

@@ -111,7 +111,22 @@ def check_outside_docker_root(root: str, folders: dict[str, str]) -> None:
             )
 
 
-def check_disk(floor_gb: float, backup_dir: Path, probe_image: str | None) -> dict[str, float]:
+def disk_floor() -> float:
+    """PREFLIGHT_MIN_FREE_GB (catalogizer:preflight.minFreeGb, which the settings keep at 1 or more), in GB."""
+    raw = env("PREFLIGHT_MIN_FREE_GB", "10")
+    try:
+        floor = float(raw)
+    except ValueError:
+        floor = -1.0
+    # NaN compares false with everything and would pass any floor check: refused with the negatives.
+    if not 0 <= floor < float("inf"):
+        raise HookError(f"PREFLIGHT_MIN_FREE_GB must be a number of GB, got {raw!r}")
+    return floor
+
+
+def check_disk(floor_gb: float, backup_dir: Path, probe_image: str | None, engine: str = "") -> dict[str, float]:
+    """Free space on the Docker engine's data root (DOCKER_HOST's; `engine` names it in the message)
+    and on the backup folder here, each at least `floor_gb`."""
     root = docker_root()
     # PREFLIGHT_DISK_PROBE=container measures through the engine even when it is local.
     if docker_is_local() and os.environ.get("PREFLIGHT_DISK_PROBE") != "container":
@@ -122,7 +137,7 @@ def check_disk(floor_gb: float, backup_dir: Path, probe_image: str | None) -> di
         raise HookError("PREFLIGHT_PROBE_IMAGE is required to measure a remote Docker host's disk")
     found = {"dockerRoot": round(docker_free, 1), "backupDir": round(free_gb_local(backup_dir), 1)}
     for label, where in (
-        ("dockerRoot", f"Docker's data root {root}"),
+        ("dockerRoot", f"Docker's data root {root}{engine}"),
         ("backupDir", f"the backup folder {backup_dir}"),
     ):
         if found[label] < floor_gb:
@@ -252,8 +267,7 @@ def main() -> None:
                 if value
             },
         )
-        floor = float(env("PREFLIGHT_MIN_FREE_GB", "10"))
-        summary["freeGb"] = check_disk(floor, Path(env("BACKUP_DIR")), os.environ.get("PREFLIGHT_PROBE_IMAGE"))
+        summary["freeGb"] = check_disk(disk_floor(), Path(env("BACKUP_DIR")), os.environ.get("PREFLIGHT_PROBE_IMAGE"))
         summary["ports"] = check_ports(os.environ.get("PREFLIGHT_PORTS", ""), env("STACK_LABEL"))
         if os.environ.get("TLS_CERT_FILE"):
             summary["certificateNotAfter"] = check_certificate(Path(env("TLS_CERT_FILE")))

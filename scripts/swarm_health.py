@@ -15,15 +15,13 @@ Exit 0 prints one JSON summary; exit 1 names each failed check and its last answ
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from health_check import Check, nginx_probe, poll
-from hooklib import HookError, docker, emit, env, env_int, fail, scrub
+from health_check import Check, nginx_check, request_timeout, verify
+from hooklib import HookError, docker, env, scrub
 
 # UpdateStatus.State values that mean the last update did not go through (moby api/types/swarm).
 FAILED_UPDATES = ("rollback_started", "rollback_completed", "rollback_paused", "paused")
@@ -76,7 +74,7 @@ def service_probe(service: str, timeout: float) -> Callable[[], tuple[bool, str]
 
 
 def build_checks() -> list[Check]:
-    timeout = float(env_int("HEALTH_REQUEST_TIMEOUT", 5))
+    timeout = request_timeout()
     checks = [
         Check(f"service:{name}", name, service_probe(name, timeout + 25))
         for name in env("SWARM_SERVICES").split(",")
@@ -84,30 +82,13 @@ def build_checks() -> list[Check]:
     ]
     if not checks:
         raise HookError("SWARM_SERVICES names no service")
-    ca_path = os.environ.get("HEALTH_CA_FILE")
-    ca_pem = Path(ca_path).read_text() if ca_path else os.environ.get("HEALTH_CA_PEM")
-    probe = nginx_probe(env("HEALTH_URL"), env("HEALTH_CONNECT_ADDRESS", "127.0.0.1"), ca_pem, timeout)
-    checks.append(Check("nginx", "", probe))
+    checks.append(nginx_check(timeout))
     return checks
 
 
 def main() -> None:
-    started = time.monotonic()
-    try:
-        deadline = started + env_int("HEALTH_TIMEOUT", 120)
-        interval = env_int("HEALTH_INTERVAL", 2)
-        checks = build_checks()
-    except (HookError, OSError) as exc:
-        fail(f"swarm health check could not start: {exc}")
     # Every round checks everything again: a task can die after it once looked fine.
-    attempts = poll(checks, deadline, interval, recheck=True)
-    seconds = round(time.monotonic() - started, 3)
-    failed = [check for check in checks if not check.ok]
-    if failed:
-        lines = [f"swarm health check failed after {seconds}s ({attempts} attempts):"]
-        lines += [f"- {check.name}: last answer: {check.answer}" for check in failed]
-        fail("\n".join(lines))
-    emit({"status": "healthy", "seconds": seconds, "attempts": attempts, "checks": {c.name: c.answer for c in checks}})
+    verify("swarm health check", build_checks, recheck=True)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,9 @@ class FakeProvider(pulumi.runtime.Mocks):
         elif token in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
             # Auto-named by the provider's Check (no `name` input): a stable stand-in here.
             state.setdefault("name", f"{args.name}-{_fake_digest(args.name)[:7]}")
+            # Every input is ForceNew (TF resource_docker_secret.go, resource_docker_config.go): a new
+            # content is a new object, with a new ID, which the services mounting it then name.
+            return f"{args.name}-{_fake_digest(args.inputs)[:12]}", state
         elif token == "docker:index/registryImage:RegistryImage":
             state["sha256Digest"] = "sha256:" + _fake_digest(args.inputs["name"], args.inputs.get("triggers"))
         elif token == "random:index/randomPassword:RandomPassword":

@@ -13,16 +13,24 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.api import HEALTH_PATH, LABEL_RESTORE, LOGS_MOUNT, MEDIA_MOUNT, NETWORK_ALIAS
+from components.api import (
+    HEALTH_PROBE,
+    LABEL_RESTORE,
+    LOGS_MOUNT,
+    MEDIA_MOUNT,
+    NETWORK_ALIAS,
+    STOP_GRACE_SECONDS,
+)
 from components.swarm.task_defaults import (
     converge,
+    declare_service,
     hardened_container_spec,
     healthcheck,
     internal_endpoint,
     service_labels,
     task_spec,
 )
-from settings import API_PORT, Settings
+from settings import Settings
 
 # How long Swarm watches each new task for failure before it counts the step as done; a task
 # that turns unhealthy or exits inside it triggers the rollback.
@@ -102,6 +110,8 @@ class SwarmApiArgs:
 class SwarmApi(pulumi.ComponentResource):
     service: docker.Service
     service_name: pulumi.Output[str]
+    # Changes with the service's spec (task_defaults.declare_service): a new image, environment or restore.
+    revision: pulumi.Output[str]
 
     def __init__(self, name: str, args: SwarmApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:app:SwarmApi", name, None, opts)
@@ -117,7 +127,7 @@ class SwarmApi(pulumi.ComponentResource):
             restored = [
                 docker.ServiceTaskSpecContainerSpecLabelArgs(label=LABEL_RESTORE, value=settings.restore.identity)
             ]
-        self.service = docker.Service(
+        self.service, self.revision = declare_service(
             f"{name}-service",
             name=api_service_name(settings),
             labels=service_labels(settings, "api"),
@@ -129,14 +139,8 @@ class SwarmApi(pulumi.ComponentResource):
                     "api",
                     image=args.image_ref,
                     env=pulumi.Output.secret(env),
-                    # GET, never `--spider` (HEAD is 404 on Gin's GET-only routes): as on one host.
-                    healthcheck=healthcheck(
-                        ["CMD", "wget", "-q", "-O", "/dev/null", f"http://localhost:{API_PORT}{HEALTH_PATH}"],
-                        interval=2,
-                        retries=30,
-                        start_period=20,
-                    ),
-                    stop_grace_period="30s",
+                    healthcheck=healthcheck(HEALTH_PROBE),
+                    stop_grace_period=f"{STOP_GRACE_SECONDS}s",
                     labels=restored,
                     mounts=[
                         # The folder must exist on every node that may run the API (docs/operations.md).

@@ -9,10 +9,12 @@ import pulumi
 import pulumi_command as command
 
 from components.backup import offsite_env
+from components.health import public_probe_environment
 from components.hook_support import docker_env, exported_summary, hook_command
+from components.preflight import disk_environment
 from settings import NODE_LABEL_DATA, NODE_LABEL_EDGE, Settings
 
-PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "registry", "repository", "seconds")
+PREFLIGHT_KEYS = ("manager", "edgeNodes", "dataNode", "freeGb", "registry", "repository", "seconds")
 HEALTH_KEYS = ("status", "seconds", "attempts", "checks")
 
 
@@ -41,8 +43,11 @@ class SwarmPreflight(pulumi.ComponentResource):
                 "DATA_LABEL": NODE_LABEL_DATA,
                 "DATA_NODE_HOST": cluster.data_node_host,
                 "REGISTRY": cluster.registry,
-                # The repository check (scripts/preflight.check_repository) keeps restic's cache there.
-                "BACKUP_DIR": str(args.settings.backup.dir),
+                # Probed over exactly the scheme the engines pull over (settings: http:// said on purpose).
+                "REGISTRY_SCHEME": "http" if cluster.registry_plain_http else "https",
+                # Free space on the data node's data root and on BACKUP_DIR, as on one host; the
+                # repository check (scripts/preflight.check_repository) keeps restic's cache there too.
+                **disk_environment(args.settings),
                 "STACK_LABEL": args.settings.name_prefix,
                 **docker_env(args.settings),
                 **offsite_env(args.settings, args.repository_password),
@@ -58,6 +63,8 @@ class SwarmPreflight(pulumi.ComponentResource):
 class SwarmHealthArgs:
     settings: Settings
     services: list[pulumi.CustomResource]
+    # One per service (task_defaults.declare_service): the check runs again whenever any spec changes.
+    revisions: list[pulumi.Input[str]]
     cert_pem: pulumi.Input[str] | None
     rollout_fingerprint: pulumi.Input[str]
 
@@ -70,23 +77,21 @@ class SwarmHealth(pulumi.ComponentResource):
         super().__init__("catalogizer:ops:SwarmHealth", name, None, opts)
         settings = args.settings
         names = [service.name for service in args.services]  # type: ignore[attr-defined]
+        # No ACME in swarm mode (settings/cluster.py refuses it): the stack's own certificate is trusted.
         environment: dict[str, pulumi.Input[str]] = {
             "SWARM_SERVICES": pulumi.Output.all(*names).apply(",".join),
-            "HEALTH_URL": settings.health_url,
-            # An edge node's address: nginx publishes in host mode there only.
-            "HEALTH_CONNECT_ADDRESS": settings.health.probe_address,
-            "HEALTH_TIMEOUT": str(settings.health.timeout_seconds),
-            "HEALTH_INTERVAL": str(settings.health.interval_seconds),
-            **docker_env(settings),
+            **public_probe_environment(settings, args.cert_pem),
         }
-        if args.cert_pem is not None:
-            environment["HEALTH_CA_PEM"] = args.cert_pem
         self.command = hook_command(
             f"{name}-verify",
             "swarm_health.py",
             environment=environment,
-            # Every rollout, and any service whose spec changed (its version), is verified again.
-            triggers=[args.rollout_fingerprint],
+            # Every rollout, and every service update, is verified again: a service's spec can change
+            # without a rollout (nginx.conf, the certificate or key; redis.conf; an image or limit), and
+            # Swarm applies it in the background after the provider returns (nginx, a global service, is
+            # not even waited for), so only this hook makes a bad update fail `pulumi up`. Any other
+            # input change (HEALTH_CA_PEM: a new certificate) re-runs it too, as an update.
+            triggers=[args.rollout_fingerprint, *args.revisions],
             parent=self,
             depends_on=list(args.services),
         )

@@ -15,19 +15,17 @@ import pulumi_docker as docker
 
 from components.container_defaults import labels
 from components.postgres import DATA_DIR as PG_DATA_DIR
-from components.postgres import (
-    INITDB_ARGS,
-    PGDATA,
-    SERVER_COMMAND,
-    STOP_GRACE_SECONDS,
-    health_test,
-    postgres_uid,
-)
 from components.postgres import NETWORK_ALIAS as POSTGRES_ALIAS
+from components.postgres import SERVER_COMMAND as PG_SERVER_COMMAND
+from components.postgres import STOP_GRACE_SECONDS, health_probe, server_environment, server_user
+from components.redis import HEALTH_PROBE as REDIS_HEALTH_PROBE
 from components.redis import NETWORK_ALIAS as REDIS_ALIAS
+from components.redis import SERVER_COMMAND as REDIS_SERVER_COMMAND
+from components.redis import cli_environment
 from components.swarm.secrets import secret_file, swarm_secret
 from components.swarm.task_defaults import (
     converge,
+    declare_service,
     hardened_container_spec,
     healthcheck,
     internal_endpoint,
@@ -66,6 +64,8 @@ class SwarmData(pulumi.ComponentResource):
     postgres_service: pulumi.Output[str]
     redis_service: pulumi.Output[str]
     volumes: dict[str, pulumi.Output[str]]
+    # Per role, changes with the service's spec (task_defaults.declare_service): e.g. a new redis.conf.
+    revisions: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: SwarmDataArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:data:SwarmData", name, None, opts)
@@ -90,7 +90,7 @@ class SwarmData(pulumi.ComponentResource):
         pg_secret = swarm_secret(
             settings, f"{name}-postgres-password", "postgres-password", args.postgres_password, self
         )
-        self.postgres = docker.Service(
+        self.postgres, postgres_revision = declare_service(
             f"{name}-postgres",
             name=f"{prefix}-postgres",
             labels=service_labels(settings, "postgres"),
@@ -101,17 +101,11 @@ class SwarmData(pulumi.ComponentResource):
                 hardened_container_spec(
                     "postgres",
                     image=pg.image,
-                    user=f"{postgres_uid(pg.image)}:0",
-                    env={
-                        "POSTGRES_USER": pg.user,
-                        # The image's entrypoint reads it (file_env, docker-library/postgres).
-                        "POSTGRES_PASSWORD_FILE": PG_PASSWORD_FILE,
-                        "POSTGRES_DB": pg.database,
-                        "PGDATA": PGDATA,
-                        "POSTGRES_INITDB_ARGS": INITDB_ARGS,
-                    },
-                    args=list(SERVER_COMMAND),
-                    healthcheck=healthcheck(health_test(pg.user, pg.database), start_period=30),
+                    user=server_user(pg.image),
+                    # The image's entrypoint reads the password file (file_env, docker-library/postgres).
+                    env=server_environment(pg, PG_PASSWORD_FILE),
+                    args=list(PG_SERVER_COMMAND),
+                    healthcheck=healthcheck(health_probe(pg)),
                     stop_signal="SIGINT",
                     stop_grace_period=f"{STOP_GRACE_SECONDS}s",
                     secrets=[secret_file(pg_secret, PG_PASSWORD_FILE)],
@@ -148,7 +142,7 @@ class SwarmData(pulumi.ComponentResource):
             password.apply(lambda pw: render_redis_conf(pw, redis.memory_mb)),
             self,
         )
-        self.redis = docker.Service(
+        self.redis, redis_revision = declare_service(
             f"{name}-redis",
             name=f"{prefix}-redis",
             labels=service_labels(settings, "redis"),
@@ -159,10 +153,9 @@ class SwarmData(pulumi.ComponentResource):
                 hardened_container_spec(
                     "redis",
                     image=redis.image,
-                    args=["redis-server", CONF_PATH],
-                    # redis-cli reads REDISCLI_AUTH, so the health check authenticates without argv.
-                    env=password.apply(lambda pw: {"REDISCLI_AUTH": pw}),
-                    healthcheck=healthcheck(["CMD-SHELL", "redis-cli ping | grep -q PONG"]),
+                    args=list(REDIS_SERVER_COMMAND),
+                    env=cli_environment(password),
+                    healthcheck=healthcheck(REDIS_HEALTH_PROBE),
                     secrets=[secret_file(conf, CONF_PATH)],
                     mounts=[
                         docker.ServiceTaskSpecContainerSpecMountArgs(
@@ -180,6 +173,7 @@ class SwarmData(pulumi.ComponentResource):
             converge_config=converge(settings),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.wait_for, volumes["redis-data"]]),
         )
+        self.revisions = {"postgres": postgres_revision, "redis": redis_revision}
         self.postgres_service = self.postgres.name
         self.redis_service = self.redis.name
         self.register_outputs(

@@ -17,6 +17,7 @@ import pulumi_docker as docker
 
 from components.proxy import (
     CERT_FILE,
+    HEALTH_PROBE,
     HTTP_PORT,
     HTTPS_PORT,
     KEY_FILE,
@@ -27,7 +28,13 @@ from components.proxy import (
     render_live_conf,
 )
 from components.swarm.secrets import config_file, secret_file, swarm_config, swarm_secret
-from components.swarm.task_defaults import hardened_container_spec, healthcheck, service_labels, task_spec
+from components.swarm.task_defaults import (
+    declare_service,
+    hardened_container_spec,
+    healthcheck,
+    service_labels,
+    task_spec,
+)
 from settings import NODE_LABEL_EDGE, Settings
 
 ON_EDGE_NODES = f"node.labels.{NODE_LABEL_EDGE}==true"
@@ -48,6 +55,8 @@ class SwarmEdgeArgs:
 class SwarmEdge(pulumi.ComponentResource):
     service: docker.Service
     service_name: pulumi.Output[str]
+    # Changes with the service's spec: a new nginx.conf, certificate or key is a new config or secret.
+    revision: pulumi.Output[str]
 
     def __init__(self, name: str, args: SwarmEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("catalogizer:edge:SwarmEdge", name, None, opts)
@@ -80,7 +89,7 @@ class SwarmEdge(pulumi.ComponentResource):
                     target_port=HTTPS_PORT, published_port=settings.proxy.https_port, publish_mode="host"
                 )
             )
-        self.service = docker.Service(
+        self.service, self.revision = declare_service(
             f"{name}-service",
             name=f"{settings.name_prefix}-nginx",
             labels=service_labels(settings, "nginx"),
@@ -96,9 +105,7 @@ class SwarmEdge(pulumi.ComponentResource):
                     "nginx",
                     image=settings.proxy.image,
                     args=["nginx", "-c", LIVE_CONF, "-g", "daemon off;"],
-                    healthcheck=healthcheck(
-                        ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{HTTP_PORT}/nginx-health"]
-                    ),
+                    healthcheck=healthcheck(HEALTH_PROBE),
                     configs=configs,
                     secrets=secrets or None,
                     mounts=[

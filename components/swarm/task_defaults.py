@@ -10,11 +10,14 @@ ServiceTaskSpecContainerSpecArgs): docs/security.md lists what Swarm mode theref
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
+import pulumi
 import pulumi_docker as docker
 
-from components.container_defaults import HARDENING, LOG_DRIVER, LOG_OPTS, labels
+from components.container_defaults import HARDENING, LOG_DRIVER, LOG_OPTS, HealthProbe, labels
 from settings import Settings
 
 # Size of every tmpfs a read-only role gets (the single-host TMPFS_OPTIONS' size=64m).
@@ -90,13 +93,9 @@ def task_spec(
     )
 
 
-def healthcheck(
-    test: list[str], interval: int = 5, retries: int = 12, start_period: int = 10
-) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
-    """The single-host health checks, as a Swarm health check (same timings)."""
-    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-        tests=test, interval=f"{interval}s", timeout="5s", retries=retries, start_period=f"{start_period}s"
-    )
+def healthcheck(probe: HealthProbe) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    """The role's single-host health check (the same probe: test, timings), as a Swarm health check."""
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**probe.fields())
 
 
 def converge(settings: Settings) -> docker.ServiceConvergeConfigArgs:
@@ -120,3 +119,24 @@ ENDPOINT_MODE = "dnsrr"
 
 def internal_endpoint() -> docker.ServiceEndpointSpecArgs:
     return docker.ServiceEndpointSpecArgs(mode=ENDPOINT_MODE)
+
+
+def declare_service(
+    resource_name: str, opts: pulumi.ResourceOptions, **spec: Any
+) -> tuple[docker.Service, pulumi.Output[str]]:
+    """The Swarm service, and its revision: a digest of every input it is declared with. It changes
+    exactly when `pulumi up` updates the service: a new image, limit, label or placement, and a new
+    nginx.conf, certificate, key, redis.conf or password, which are new Swarm configs and secrets with
+    new IDs (every input of theirs is ForceNew: components/swarm/secrets.py). The swarm health hook is
+    triggered by the revisions, as the single-host one is by the replaced containers' IDs."""
+    return docker.Service(resource_name, opts=opts, **spec), spec_revision(spec)
+
+
+def spec_revision(spec: dict[str, Any]) -> pulumi.Output[str]:
+    # Args classes (ServiceTaskSpecArgs, ...) keep their fields in __dict__; Output.from_input resolves
+    # the outputs nested in them (IDs, the API's image digest). Unknown during a preview while any
+    # input is, so the hook shows as re-running whenever the service may change. Secret when the spec
+    # holds one (the API's environment), as the rollout fingerprint is.
+    return pulumi.Output.from_input(spec).apply(
+        lambda resolved: hashlib.sha256(json.dumps(resolved, sort_keys=True, default=vars).encode()).hexdigest()
+    )

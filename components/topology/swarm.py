@@ -83,7 +83,13 @@ def deploy(settings: Settings) -> dict[str, object]:
     edge = SwarmEdge("proxy", SwarmEdgeArgs(settings, network.front, tls.cert_pem, tls.key_pem, [api.service]))
     health = SwarmHealth(
         "health",
-        SwarmHealthArgs(settings, [data.postgres, data.redis, api.service, edge.service], tls.cert_pem, rollout),
+        SwarmHealthArgs(
+            settings,
+            [data.postgres, data.redis, api.service, edge.service],
+            [data.revisions["postgres"], data.revisions["redis"], api.revision, edge.revision],
+            tls.cert_pem,
+            rollout,
+        ),
     )
     outputs: dict[str, object] = {
         "url": settings.public_url,

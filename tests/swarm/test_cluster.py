@@ -23,8 +23,12 @@ def preflight(cluster: SwarmCluster, **overrides: str) -> subprocess.CompletedPr
         "DOCKER_HOST": cluster.manager.host,
         "DATA_NODE_HOST": cluster.data.host,
         "REGISTRY": cluster.registry,
+        # The test registry is plain HTTP (catalogizer:cluster.registry http://...).
+        "REGISTRY_SCHEME": "http",
         "EDGE_LABEL": EDGE_LABEL,
         "DATA_LABEL": DATA_LABEL,
+        "BACKUP_DIR": str(cluster.workdir / "backups"),
+        "PREFLIGHT_MIN_FREE_GB": "1",
         **overrides,
     }
     return subprocess.run(
@@ -53,6 +57,8 @@ def test_preflight_accepts_the_labelled_cluster(cluster: SwarmCluster) -> None:
     assert summary["dataNode"] == cluster.data.node_id
     assert summary["edgeNodes"] == 1
     assert summary["registry"] == f"http://{cluster.registry} (registry/2.0)"
+    # The data node's data root (its engine is local here, so measured directly) and the backup folder.
+    assert set(summary["freeGb"]) == {"dockerRoot", "backupDir"} and min(summary["freeGb"].values()) >= 1
 
 
 @pytest.mark.parametrize(
@@ -60,7 +66,9 @@ def test_preflight_accepts_the_labelled_cluster(cluster: SwarmCluster) -> None:
     [
         ("worker-as-provider-host", ["is not a Swarm manager", "point docker:host at a manager"]),
         ("data-host-is-the-worker", ["catalogizer:cluster.dataNodeHost", "but the node labelled data is"]),
-        ("registry-not-answering", ["catalogizer:cluster.registry", "does not answer as a registry"]),
+        ("registry-not-answering", ["catalogizer:cluster.registry", "does not answer as a registry over http"]),
+        ("registry-over-https", ["does not answer as a registry over https", "write it as http://host:port"]),
+        ("data-node-disk-below-floor", ["Docker's data root", "on the data node (unix://", "below the 99999 GB floor"]),
         ("no-edge-label", ["no ready node is labelled catalogizer.edge=true", "--label-add"]),
         ("two-data-labels", ["2 nodes are labelled catalogizer.data=true", "exactly one"]),
     ],
@@ -78,6 +86,11 @@ def test_preflight_refuses_a_cluster_that_does_not_match(
     elif case == "registry-not-answering":
         # The bridge address on a port nothing listens on.
         overrides["REGISTRY"] = f"{cluster.gateway}:5999"
+    elif case == "registry-over-https":
+        # The plain-HTTP registry configured without http://: the engines would pull over HTTPS.
+        overrides["REGISTRY_SCHEME"] = "https"
+    elif case == "data-node-disk-below-floor":
+        overrides["PREFLIGHT_MIN_FREE_GB"] = "99999"
     elif case == "no-edge-label":
         relabel.append(["node", "update", "--label-rm", EDGE_LABEL, cluster.manager.node_id])
         undo.append(["node", "update", "--label-add", f"{EDGE_LABEL}=true", cluster.manager.node_id])

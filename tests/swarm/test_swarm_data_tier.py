@@ -184,6 +184,7 @@ def _offsite_through_the_data_node(
         DOCKER_HOST=cluster.manager.host,
         DATA_NODE_HOST=cluster.data.host,
         REGISTRY=cluster.registry,
+        REGISTRY_SCHEME="http",
         EDGE_LABEL=EDGE_LABEL,
         DATA_LABEL=DATA_LABEL,
         STACK_LABEL=prefix,

@@ -253,3 +253,25 @@ def test_worker_lost_its_tasks_move_and_requests_recover(cluster: SwarmCluster, 
         f"(task on another node after {moved_after[0]:.1f}s; sent {len(loop.answers)}, failed {len(failed)}, "
         f"longest gap {gap:.1f}s)"
     )
+
+
+def test_an_nginx_only_change_is_verified_again(cluster: SwarmCluster, stack: dict) -> None:
+    """A new nginx.conf without a new API version (HSTS without includeSubDomains) is a new Swarm config
+    and an update of the nginx service alone; the swarm health hook runs again for it (its triggers
+    include every service's spec revision, components/swarm/checks.py), not only with a rollout."""
+    started = time.monotonic()
+    config = stack["config"]
+    config["catalogizer:tls"] = {**config.get("catalogizer:tls", {}), "hstsIncludeSubdomains": False}
+    result = stack["engine"].up("rehearsal", config)
+    changed = sorted({event.name for event in result.changes()})
+    assert "proxy-service" in changed and "proxy-nginx-conf" in changed, changed
+    # No rollout: the API service, its image and the pre-update backup stay as they are.
+    assert not {"api-service", "api-registry-push", "pre-update-backup-pg-dump"} & set(changed), changed
+    assert "health-verify" in changed, changed
+    health = result.outputs["health"]
+    assert health["status"] == "healthy", health
+    assert _get(cluster.manager.address, result.outputs["tlsCertificate"])[0] == 200
+    cluster.say(
+        f"[swarm] nginx-only change verified again: {time.monotonic() - started:.1f}s, passed "
+        f"(changed: {', '.join(changed)}; health hook {health['seconds']}s, {health['attempts']} attempts)"
+    )

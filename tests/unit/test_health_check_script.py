@@ -8,13 +8,13 @@ from __future__ import annotations
 import http.server
 import json
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from certs import CertPair, write_self_signed
 from fake_docker import FakeDocker
+from script_support import run_main, serve
 
 from scripts import health_check
 
@@ -83,16 +83,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def _serve(context: ssl.SSLContext | None) -> Iterator[tuple[int, type[_Handler]]]:
     handler = type("Handler", (_Handler,), {"seen": []})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    if context:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(handler, context) as port:
+        yield port, handler
 
 
 @pytest.fixture
@@ -292,13 +284,7 @@ class FakeTime:
 
 
 def _run_main(capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        health_check.main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(health_check.main, capsys)
 
 
 def test_main_reports_healthy_once_every_check_passes(

@@ -258,3 +258,20 @@ def test_a_new_api_image_changes_the_rollout_a_new_password_the_secret_only(work
         json.dumps(sorted((r.name, json.dumps(r.inputs, sort_keys=True)) for r in d.resources)) for d in (one, again)
     ]
     assert dump[0] == dump[1]
+
+
+@pytest.mark.parametrize(("registry", "scheme"), [("10.0.0.5:5000", "https"), ("http://10.0.0.5:5000", "http")])
+def test_preflight_checks_the_registry_scheme_and_free_space(workspace: Workspace, registry: str, scheme: str) -> None:
+    found = {"manager": "m", "freeGb": {"dockerRoot": 30.0, "backupDir": 40.0}, "registry": f"{scheme}://r"}
+    overrides = {"cluster": {**SWARM, "registry": registry}, "preflight": {"minFreeGb": 25}}
+    swarm = workspace.deploy("dev", overrides, command_stdout={"preflight-check": json.dumps(found)})
+    environment = swarm.named("preflight-check").inputs["environment"]
+    # The address without its scheme, and exactly the scheme the engines pull over.
+    assert (environment["REGISTRY"], environment["REGISTRY_SCHEME"]) == ("10.0.0.5:5000", scheme)
+    # The single-host preflight's disk check, pointed at the data node: the same floor, folder and image.
+    single = workspace.deploy("dev", {"preflight": {"minFreeGb": 25}}).named("preflight-checks")
+    disk = ("PREFLIGHT_MIN_FREE_GB", "BACKUP_DIR", "PREFLIGHT_PROBE_IMAGE")
+    assert {k: environment[k] for k in disk} == {k: single.inputs["environment"][k] for k in disk}
+    assert (environment["PREFLIGHT_MIN_FREE_GB"], environment["PREFLIGHT_PROBE_IMAGE"]) == ("25", "postgres:15-alpine")
+    assert environment["DATA_NODE_HOST"] == "ssh://admin@data-1"
+    assert swarm.outputs["preflight"]["freeGb"] == {"dockerRoot": 30.0, "backupDir": 40.0}

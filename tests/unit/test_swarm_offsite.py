@@ -201,7 +201,10 @@ def cluster_ok(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(swarm_preflight, "check_manager", lambda: "manager-id")
     monkeypatch.setattr(swarm_preflight, "labelled_nodes", lambda edge, data: (["edge-id"], ["data-id"]))
     monkeypatch.setattr(swarm_preflight, "check_data_node", lambda node, host: None)
-    monkeypatch.setattr(swarm_preflight, "check_registry", lambda registry, timeout: "http://r (registry/2.0)")
+    monkeypatch.setattr(
+        swarm_preflight, "check_data_node_disk", lambda host, floor, backup_dir, image: {"dockerRoot": 50.0}
+    )
+    monkeypatch.setattr(swarm_preflight, "check_registry", lambda registry, scheme, timeout: "http://r (registry/2.0)")
 
     def check_repository(backup_dir: Path) -> dict[str, object]:
         checked.append(backup_dir)
@@ -226,11 +229,11 @@ def test_swarm_preflight_checks_the_repository(
     }
 
 
-def test_swarm_preflight_without_a_repository_needs_no_backup_folder(
+def test_swarm_preflight_without_a_repository_checks_none(
     cluster_ok: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
-    monkeypatch.delenv("BACKUP_DIR", raising=False)
+    monkeypatch.setenv("BACKUP_DIR", "/srv/backups")  # its free space is checked in any case
     swarm_preflight.main()
     assert cluster_ok == [] and "repository" not in json.loads(capsys.readouterr().out)
 
