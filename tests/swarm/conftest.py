@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,27 +18,17 @@ for _p in (str(REPO_ROOT), str(TESTS_DIR), str(TESTS_DIR / "rehearsal"), str(HER
 
 from cluster import SwarmCluster  # noqa: E402
 from images.ensure import ensure_images  # noqa: E402
+from rehearsal_stack import say  # noqa: E402
 
 # A small image with python3: the tests' listeners and clients.
 PROBE_IMAGE = "catalogizer-test/python-runtime:bookworm"
 
 
-def _say(config: pytest.Config) -> callable:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-    def say(line: str) -> None:
-        if reporter is not None:
-            reporter.write_line(line)
-        else:
-            sys.stderr.write(line + "\n")
-
-    return say
-
-
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[SwarmCluster]:
     ensure_images()
-    built = SwarmCluster(say=_say(request.config))
+    # Past pytest's capture (rehearsal_stack.say): the `[swarm]` figures show in every CI log.
+    built = SwarmCluster(say=functools.partial(say, request.config))
     # A CI timeout's SIGTERM arrives as KeyboardInterrupt (tests/conftest.py): the teardown below runs.
     try:
         built.up()

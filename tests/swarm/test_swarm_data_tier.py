@@ -20,6 +20,7 @@ from pathlib import Path
 
 import docker
 from cluster import DATA_LABEL, EDGE_LABEL, SwarmCluster
+from data_node import probe_rows, psql, task_container
 from docker.models.services import Service
 from images import tags
 from offsite_targets import local_target
@@ -39,30 +40,6 @@ DATABASE_ENV = (
 )  # fmt: skip
 # Each bounded wait of the restore scenario.
 TASKS_SECONDS = 120
-
-
-def _task_container(cluster: SwarmCluster, client: docker.DockerClient, service: str) -> tuple[str, str]:
-    (task,) = [
-        t
-        for t in client.api.tasks(filters={"service": service, "desired-state": "running"})
-        if t["Status"]["State"] == "running"
-    ]
-    return task["NodeID"], task["Status"]["ContainerStatus"]["ContainerID"]
-
-
-def _psql(cluster: SwarmCluster, container: str, password: str, sql: str) -> str:
-    """SQL in PostgreSQL's task on the data node; the password reaches it through the environment."""
-    result = cluster.data.docker(
-        "exec", "-e", "PGPASSWORD", container,
-        "psql", "-h", "127.0.0.1", "-U", "catalogizer", "-d", "catalogizer", "-v", "ON_ERROR_STOP=1", "-tAc", sql,
-        env={**os.environ, "PGPASSWORD": password},
-    )  # fmt: skip
-    return result.stdout.strip()
-
-
-def _rows(cluster: SwarmCluster, container: str, password: str) -> list[tuple[str, str]]:
-    text = _psql(cluster, container, password, "select id, note from restore_probe order by id")
-    return [tuple(line.split("|", 1)) for line in text.splitlines()]  # type: ignore[misc]
 
 
 def _running_containers(cluster: SwarmCluster, service: str) -> int:
@@ -91,12 +68,12 @@ def _restore_through_the_data_node(
     """Replays `dump` with scripts/restore.py as the swarm topology wires it; returns the summary line."""
     password = hook_env["PGPASSWORD"]
     postgres = hook_env["PG_SERVICE"]
-    _, pg = _task_container(cluster, client, postgres)
+    _, pg = task_container(client, postgres)
     # Written after the dump: a new row, a changed row and a new table, all gone after the restore.
-    _psql(cluster, pg, password, "insert into restore_probe values (3, 'after the dump')")
-    _psql(cluster, pg, password, "update restore_probe set note = 'changed' where id = 1")
-    _psql(cluster, pg, password, "create table after_dump (x int)")
-    assert _rows(cluster, pg, password) != DUMPED
+    psql(cluster, pg, password, "insert into restore_probe values (3, 'after the dump')")
+    psql(cluster, pg, password, "update restore_probe set note = 'changed' where id = 1")
+    psql(cluster, pg, password, "create table after_dump (x int)")
+    assert probe_rows(cluster, pg, password) != DUMPED
     # The API service the restore keeps off the database: a stand-in with the program's name for it
     # (components/swarm/app.api_service_name), two tasks anywhere on the swarm. Each takes 4 s to stop
     # after SIGTERM (within Swarm's default 10 s grace), as a draining API does: a hook that did not
@@ -137,10 +114,10 @@ def _restore_through_the_data_node(
         api.reload()
         assert api.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
         # The data is the dump's: the rows as dumped, and what came after is gone.
-        _, pg_after = _task_container(cluster, client, postgres)
+        _, pg_after = task_container(client, postgres)
         assert pg_after == pg, "PostgreSQL's task was replaced during the restore"
-        assert _rows(cluster, pg, password) == DUMPED
-        assert _psql(cluster, pg, password, "select to_regclass('public.after_dump') is null") == "t"
+        assert probe_rows(cluster, pg, password) == DUMPED
+        assert psql(cluster, pg, password, "select to_regclass('public.after_dump') is null") == "t"
         _update_then_roll_back(cluster, client, api, summary["sha256"])
         return f"{summary['seconds']}s in the hook, 2 API tasks stopped, back by the update, 0 after a rollback"
     finally:
@@ -200,12 +177,12 @@ def _offsite_through_the_data_node(
     assert json.loads(record_file.read_text()) == drilled
     assert drilled["ok"] is True and drilled["snapshot"] == first["snapshot"], drilled
     assert (drilled["tables"], drilled["rows"], drilled["differences"]) == (1, len(DUMPED), [])
-    _, pg = _task_container(cluster, client, hook_env["PG_SERVICE"])
+    _, pg = task_container(client, hook_env["PG_SERVICE"])
     scratch = "select count(*) from pg_database where datname = 'catalogizer_restore_drill'"
-    assert _psql(cluster, pg, password, scratch) == "0"
+    assert psql(cluster, pg, password, scratch) == "0"
     # restoreFrom: restic:latest in a later run: its own pre-update push comes first and is excluded
     # (components/data_safety.py), so the copy before it comes back.
-    _psql(cluster, pg, password, "insert into restore_probe values (4, 'after the push')")
+    psql(cluster, pg, password, "insert into restore_probe values (4, 'after the push')")
     second = run(BACKUP)
     assert second["remoteSnapshots"] == 2 and second["snapshot"] != first["snapshot"]
     restored = run(
@@ -217,7 +194,7 @@ def _offsite_through_the_data_node(
         MANAGER_DOCKER_HOST=cluster.manager.host,
     )
     assert restored["snapshot"] == first["snapshot"] and restored["apiReplicasStopped"] == 0
-    assert _rows(cluster, pg, password) == DUMPED
+    assert probe_rows(cluster, pg, password) == DUMPED
     return (
         f"preflight initialised the repository, pushed {first['bytes']} B as {first['snapshot']}, drill "
         f"{drilled['seconds']}s ok on {drilled['tables']} table/{drilled['rows']} rows with no scratch database left, "
@@ -281,7 +258,7 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
         services = deployed.outputs["services"]
         password = deployed.outputs["postgresPassword"]
         for role in ("postgres", "redis"):
-            node, _ = _task_container(cluster, client, services[role])
+            node, _ = task_container(client, services[role])
             assert node == cluster.data.node_id, f"{role} runs on {node}, not the data node"
         # The volumes were made on the data node's own engine, through the explicit provider.
         for volume in deployed.outputs["volumes"].values():
@@ -289,7 +266,7 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
             assert labels["catalogizer.stack"] == prefix
             assert cluster.manager.docker("volume", "inspect", volume, check=False).returncode != 0
 
-        _, pg = _task_container(cluster, client, services["postgres"])
+        _, pg = task_container(client, services["postgres"])
         mode = cluster.data.docker("exec", pg, "stat", "-c", "%a %u:%g", "/run/secrets/postgres-superuser-password")
         assert mode.stdout.split() == ["440", "0:0"]
         # The superuser's password is the Swarm secret's content: scram over TCP accepts it.
@@ -302,14 +279,14 @@ def test_data_tier_runs_on_the_data_node_and_is_backed_up_through_it(cluster: Sw
         assert inspected["HostConfig"]["CapDrop"] == ["ALL"] and inspected["HostConfig"]["ReadonlyRootfs"] is True
         assert inspected["Config"]["User"] == "999:0"
 
-        _, redis = _task_container(cluster, client, services["redis"])
+        _, redis = task_container(client, services["redis"])
         # redis.conf came as a secret at its absolute path; the health check's REDISCLI_AUTH works.
         assert cluster.data.docker("exec", redis, "redis-cli", "--no-auth-warning", "ping").stdout.strip() == "PONG"
         assert cluster.data.docker("exec", redis, "touch", "/probe", check=False).returncode != 0
 
-        _psql(cluster, pg, password, "create table restore_probe (id int primary key, note text)")
+        psql(cluster, pg, password, "create table restore_probe (id int primary key, note text)")
         values = ", ".join(f"({i}, '{note}')" for i, note in DUMPED)
-        _psql(cluster, pg, password, f"insert into restore_probe values {values}")
+        psql(cluster, pg, password, f"insert into restore_probe values {values}")
 
         # The pre-update backup, as components/backup.database_env wires it in swarm mode.
         scenario = time.monotonic()

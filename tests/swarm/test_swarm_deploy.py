@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 from cluster import SwarmCluster, kernel_has_ipsec_esp
+from data_node import probe_rows, psql, task_container
 from images import tags
 from program import stack_config
 from rehearsal_engine import DeploymentFailed, Rehearsal
@@ -274,4 +275,55 @@ def test_an_nginx_only_change_is_verified_again(cluster: SwarmCluster, stack: di
     cluster.say(
         f"[swarm] nginx-only change verified again: {time.monotonic() - started:.1f}s, passed "
         f"(changed: {', '.join(changed)}; health hook {health['seconds']}s, {health['attempts']} attempts)"
+    )
+
+
+def test_restore_through_the_whole_program(cluster: SwarmCluster, stack: dict) -> None:
+    """`restoreFrom` set on the unmodified program, as an operator rolls back data: the run dumps first,
+    the restore holds the API service at 0 tasks while it replays the dump through the data node, the
+    API's role is made again, the API service comes back with every replica, and health passes."""
+    started = time.monotonic()
+    client, engine, config = stack["client"], stack["engine"], stack["config"]
+    services = stack["outputs"]["services"]
+    password = stack["outputs"]["postgresPassword"]
+    _, pg = task_container(client, services["postgres"])
+    psql(cluster, pg, password, "create table restore_probe (id int primary key, note text)")
+    psql(cluster, pg, password, "insert into restore_probe values (1, 'in the dump')")
+    # A rollout: its pre-update dump holds the row.
+    _set_build(stack["checkout"], "v3")
+    dumped = engine.up("rehearsal", config).outputs["lastBackup"]
+    psql(cluster, pg, password, "insert into restore_probe values (2, 'after the dump')")
+
+    config["catalogizer:restoreFrom"] = dumped["file"]
+    result = engine.up("rehearsal", config)
+    outputs = result.outputs
+    _, pg = task_container(client, services["postgres"])
+    assert probe_rows(cluster, pg, password) == [("1", "in the dump")]
+    assert outputs["lastRestore"]["restored"] == dumped["file"]
+    assert outputs["lastRestore"]["sha256"] == dumped["sha256"]
+    # The restore's own safety dump of what it replaced (no rollout here, so no pre-update dump).
+    assert Path(outputs["lastRestore"]["safetyDump"]).is_file()
+    # In the order the program declares: the replay, the API's role, then the API service again.
+    done: dict[str, float] = {}
+    for event in result.events:
+        if event.action in ("create", "update"):
+            done.setdefault(event.name, event.at)
+    order = ["restore-pg-restore", "db-roles-api-role", "api-service"]
+    assert all(name in done for name in order), sorted(done)
+    assert [done[name] for name in order] == sorted(done[name] for name in order), {n: done[n] for n in order}
+    replicas = config["catalogizer:api"]["replicas"]
+    running = [
+        t
+        for t in client.api.tasks(filters={"service": services["api"], "desired-state": "running"})
+        if t["Status"]["State"] == "running"
+    ]
+    assert len(running) == replicas, running
+    assert outputs["health"]["status"] == "healthy"
+    status, body = _get(cluster.manager.address, outputs["tlsCertificate"])
+    assert status == 200 and json.loads(body)["version"] == "v3", body
+    cluster.say(
+        f"[swarm] restore through the whole program: {time.monotonic() - started:.1f}s, passed (row written "
+        f"after the dump gone, safety dump kept; replay, API role, API service in that order; "
+        f"{len(running)} of {replicas} API tasks back, health {outputs['health']['status']} in "
+        f"{outputs['health']['seconds']}s)"
     )
