@@ -20,7 +20,6 @@ import io
 import logging
 import os
 import re
-import socket
 import tarfile
 import time
 import uuid
@@ -34,6 +33,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.models.volumes import Volume
 from docker_ownership import LABEL, NAME_PREFIX, OWNER, OWNER_LABEL, RUN_ID, RUN_LABEL, SCOPE_LABEL
+from ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,6 @@ def docker_client(timeout: int = 120) -> docker.DockerClient:
             "Start it with `sudo .ci/setup-host.sh` (installs docker.io and launches dockerd)."
         ) from exc
     return client
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def healthcheck(

@@ -40,3 +40,12 @@ def _process_start_ticks(pid: int) -> str | None:
 # a sweep must only take what belongs to dead processes. Objects carry
 # "<hostname>:<pid>:<process start ticks>"; the start ticks defeat pid reuse.
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{_process_start_ticks(os.getpid()) or '0'}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """True/False when the owner (an OWNER string) is on this host, None when it can't be known."""
+    host, _, rest = owner.partition(":")
+    pid_s, _, ticks = rest.partition(":")
+    if host != socket.gethostname() or not pid_s.isdigit():
+        return None
+    return _process_start_ticks(int(pid_s)) == ticks

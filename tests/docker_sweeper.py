@@ -8,28 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import socket
 from collections.abc import Mapping
 
 import docker
 import docker.errors
 from docker_harness import _parse_docker_time, _remove_network, docker_client
-from docker_ownership import LABEL, NAME_PREFIX, OWNER_LABEL, RUN_ID, RUN_LABEL, SCOPE_LABEL, _process_start_ticks
+from docker_ownership import LABEL, NAME_PREFIX, OWNER_LABEL, RUN_ID, RUN_LABEL, SCOPE_LABEL, owner_alive
 
 log = logging.getLogger(__name__)
 
 # When the owner (docker_ownership.OWNER) is on another host, only age can tell.
 STALE_AFTER = dt.timedelta(hours=2)
 _SCOPE_IN_NAME = re.compile(rf"^/?{NAME_PREFIX}([0-9a-f]{{8}})-")
-
-
-def _owner_alive(owner: str) -> bool | None:
-    """True/False when the owner is on this host, None when it can't be known."""
-    host, _, rest = owner.partition(":")
-    pid_s, _, ticks = rest.partition(":")
-    if host != socket.gethostname() or not pid_s.isdigit():
-        return None
-    return _process_start_ticks(int(pid_s)) == ticks
 
 
 def _older_than(created: str, age: dt.timedelta) -> bool:
@@ -49,7 +39,7 @@ class _Sweeper:
         if labels.get(LABEL) == "1":
             if labels.get(RUN_LABEL) == RUN_ID:
                 return False
-            alive = _owner_alive(labels.get(OWNER_LABEL, ""))
+            alive = owner_alive(labels.get(OWNER_LABEL, ""))
             if alive is None:
                 return _older_than(created, STALE_AFTER)
             return not alive

@@ -23,7 +23,8 @@ from pathlib import Path
 from certs import CertPair, write_self_signed
 from docker.models.containers import Container
 from docker.models.networks import Network
-from docker_harness import DockerScope, free_port
+from docker_harness import DockerScope
+from ports import free_port
 
 PEBBLE_DIR = Path(__file__).resolve().parent / "images" / "pebble"
 PEBBLE_TAG = "catalogizer-test/pebble:bookworm"

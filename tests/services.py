@@ -20,8 +20,9 @@ from certs import CertPair, write_self_signed
 from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.models.volumes import Volume
-from docker_harness import DockerScope, free_port, healthcheck, http_request, wait_healthy
+from docker_harness import DockerScope, healthcheck, http_request, wait_healthy
 from images import tags
+from ports import free_port
 
 from components.backup_scheduler import DOCKERFILE as SCHEDULER_DOCKERFILE
 from components.container_defaults import HARDENING, TMPFS_OPTIONS

@@ -33,9 +33,10 @@ import pytest
 from certs import write_self_signed
 from client_loop import Loop
 from docker.models.containers import Container
-from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
+from docker_harness import DockerScope, healthcheck, wait_healthy
 from images import tags
 from pebble_server import DIRECTORY, PEBBLE_PORT, Pebble, start_pebble
+from ports import free_port
 from services import SCRIPTS, api_env, hardened_kwargs, start_postgres
 
 from components.acme import CERTS_DIR, DATA_DIR, DOCKERFILE, WEBROOT, sidecar_env

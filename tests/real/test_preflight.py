@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from certs import write_self_signed
-from docker_harness import DockerScope, free_port
+from docker_harness import DockerScope
 from images import tags
+from ports import free_port
 from services import SCRIPTS, run_hook
 
 PREFLIGHT = SCRIPTS / "preflight.py"

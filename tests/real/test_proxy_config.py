@@ -24,8 +24,9 @@ from certs import CertPair, write_self_signed
 from client_loop import Loop
 from docker.models.containers import Container
 from docker.models.networks import Network
-from docker_harness import DockerScope, free_port, healthcheck, wait_healthy
+from docker_harness import DockerScope, healthcheck, wait_healthy
 from images import tags
+from ports import free_port
 from services import SCRIPTS, api_env, hardened_kwargs, start_postgres, start_redis
 
 from components.proxy import (

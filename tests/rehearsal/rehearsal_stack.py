@@ -21,8 +21,9 @@ import docker
 import docker.errors
 import pytest
 from docker.models.networks import Network
-from docker_harness import DockerScope, free_port
+from docker_harness import DockerScope
 from images import tags
+from ports import free_port
 from program import stack_config
 from rehearsal_engine import Rehearsal
 

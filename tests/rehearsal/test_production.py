@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 from certs import write_self_signed
-from docker_harness import DockerScope, docker_client, free_port
+from docker_harness import DockerScope, docker_client
 from images import tags
 from images.ensure import ensure_images
+from ports import free_port
 from rehearsal_stack import Stack, say
 
 DOMAIN = "catalogizer.example.com"
