@@ -11,6 +11,7 @@ is gone is taken over.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
@@ -25,6 +26,16 @@ from docker_ownership import OWNER, owner_alive
 PORT_RANGE = (20000, 32000)
 RESERVATIONS = Path(tempfile.gettempdir()) / "catalogizer-test-ports"
 ATTEMPTS = 500
+# This process's reservations, given up when it exits (a killed one's are taken over later).
+_HELD: list[Path] = []
+
+
+@atexit.register
+def _release() -> None:
+    for marker in _HELD:
+        with contextlib.suppress(OSError):
+            if marker.read_text() == OWNER:
+                marker.unlink()
 
 
 def _ephemeral_floor() -> int:
@@ -53,6 +64,7 @@ def _reserve(port: int) -> bool:
             return False
         with os.fdopen(fd, "w") as handle:
             handle.write(OWNER)
+        _HELD.append(marker)
         return True
     return False
 

@@ -38,7 +38,7 @@ def _other_process_takes(count: int, reservations: Path, port_range: tuple[int, 
     )
 
 
-def test_a_live_process_keeps_its_ports_and_a_dead_one_gives_them_up(small_range: tuple[int, int]) -> None:
+def test_a_live_process_keeps_its_ports_and_a_killed_ones_are_taken_over(small_range: tuple[int, int]) -> None:
     other = _other_process_takes(6, ports.RESERVATIONS, small_range, hold=True)
     try:
         theirs = {int(p) for p in other.stdout.readline().split()}  # type: ignore[union-attr]
@@ -48,8 +48,10 @@ def test_a_live_process_keeps_its_ports_and_a_dead_one_gives_them_up(small_range
         with pytest.raises(RuntimeError, match="no free TCP port"):
             ports.free_port()  # all eight are held, by the other process or by this one
     finally:
-        other.communicate("", timeout=30)
-    # The other process is gone: its six are free to take again, this process's two are still its own.
+        other.kill()  # killed: no chance to give its reservations up
+        other.communicate(timeout=30)
+    assert len(list(ports.RESERVATIONS.iterdir())) == 8
+    # The other process is gone: its six are taken over, this process's two are still its own.
     again = {ports.free_port() for _ in range(6)}
     assert again == theirs
 
@@ -58,3 +60,10 @@ def test_ports_stay_below_the_ephemeral_range() -> None:
     assert ports.PORT_RANGE[1] <= 32768
     port = ports.free_port()
     assert ports.PORT_RANGE[0] <= port < min(ports.PORT_RANGE[1], ports._ephemeral_floor())
+
+
+def test_a_process_gives_its_reservations_up_when_it_exits(small_range: tuple[int, int]) -> None:
+    other = _other_process_takes(3, ports.RESERVATIONS, small_range, hold=False)
+    out, _ = other.communicate(timeout=30)
+    assert len(out.split()) == 3
+    assert list(ports.RESERVATIONS.iterdir()) == []
