@@ -83,8 +83,9 @@ export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 # nothing. The Docker layers mostly wait (for cron minutes, alert rules, health checks, Swarm's
 # rollback), so they run side by side: the real-service tests on two workers, a file per worker
 # (module fixtures stay in one process), the rehearsal and the swarm layer each in its own
-# process. Every test owns its Docker objects (tests/docker_harness.py) and a sweep never takes a
-# live session's (tests/docker_sweeper.py), so the streams share the engine safely.
+# process. Every test owns its Docker objects (tests/docker_harness.py) and its ports
+# (tests/ports.py), and a sweep never takes a live session's (tests/docker_sweeper.py), so the
+# streams share the engine safely.
 FAST=(tests/unit tests/rendering)
 REAL=(-n 2 --dist loadfile)
 # The swarm layer makes network namespaces, a bridge and a FORWARD rule: root's business.
@@ -117,7 +118,10 @@ docker_layers() {
     trap 'kill -TERM "${!names[@]}" 2>/dev/null' TERM INT
     while [ ${#names[@]} -gt 0 ]; do
         local rc=0
+        pid=
         wait -n -p pid "${!names[@]}" || rc=$?
+        # Interrupted by a signal (the trap passed it on): wait on for the streams' teardowns.
+        [ -n "${pid:-}" ] || continue
         name=${names[$pid]}
         say "$name: $([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)") after $((SECONDS - started[$pid])) s"
         [ "$rc" -eq 0 ] || failed+=("$name")
