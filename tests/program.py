@@ -7,12 +7,13 @@ wiring (who waits for whom), protection and secrecy, not just property values.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import os
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,17 @@ class Deployment:
         matches = [r for r in self.resources if r.name == name]
         assert len(matches) == 1, f"expected one resource named {name}, found {[r.name for r in self.resources]}"
         return matches[0]
+
+    def plain_secret_leaks(self, secrets: Sequence[str]) -> list[str]:
+        """`resource: input path` of every non-secret string input that holds one of `secrets`, as it
+        is or base64-encoded (the form Swarm secrets and configs carry their data in)."""
+        forms = [(secret, base64.b64encode(secret.encode()).decode()) for secret in secrets]
+        return [
+            f"{resource.name}: {path}"
+            for resource in self.resources
+            for path, text in resource.plain_strings()
+            if any(plain in text or encoded in text for plain, encoded in forms)
+        ]
 
     def by_urn(self, urn: str) -> Registered:
         return next(r for r in self.resources if r.urn == urn)

@@ -1,5 +1,6 @@
-"""SQL in PostgreSQL's task on the test swarm's data node, as an operator would run it there: the
-swarm tests read and write the `restore_probe` table with it around backups and restores."""
+"""A service's running tasks on the test swarm, and SQL in PostgreSQL's task on its data node, as an
+operator would run it there: the swarm tests read and write the `restore_probe` table with it around
+backups and restores."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import docker
 from cluster import SwarmCluster
 
 
+def running_tasks(client: docker.DockerClient, service: str) -> list[dict]:
+    """The service's tasks meant to run that do run (not those still starting or shutting down)."""
+    tasks = client.api.tasks(filters={"service": service, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]
+
+
 def task_container(client: docker.DockerClient, service: str) -> tuple[str, str]:
     """(node ID, container ID) of the service's one running task."""
-    (task,) = [
-        t
-        for t in client.api.tasks(filters={"service": service, "desired-state": "running"})
-        if t["Status"]["State"] == "running"
-    ]
+    (task,) = running_tasks(client, service)
     return task["NodeID"], task["Status"]["ContainerStatus"]["ContainerID"]
 
 

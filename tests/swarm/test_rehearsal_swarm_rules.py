@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 from cluster import SwarmCluster, wait_until
+from data_node import running_tasks
 from rehearsal_engine import DeploymentFailed, Rehearsal, UpResult
 
 PROGRAM = Path(__file__).resolve().parents[1] / "rehearsal" / "programs" / "swarm_service.py"
@@ -21,11 +22,6 @@ NEVER_HEALTHY = json.dumps(["sleep", "600"])
 
 def _steps(result: UpResult) -> list[tuple[str, str]]:
     return sorted((e.action, e.name) for e in result.changes())
-
-
-def _running(client: docker.DockerClient, name: str) -> list[dict]:
-    tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
-    return [t for t in tasks if t["Status"]["State"] == "running"]
 
 
 def test_service_secret_config_lifecycle(cluster: SwarmCluster, probe_image: str, tmp_path: Path) -> None:
@@ -45,7 +41,7 @@ def test_service_secret_config_lifecycle(cluster: SwarmCluster, probe_image: str
         created = engine.up("sw", config)
         assert _steps(created) == [("create", "conf"), ("create", "net"), ("create", "secret"), ("create", "svc")]
         # The converge wait returned only with both replicas running (healthy), on two nodes (spread).
-        tasks = _running(client, name)
+        tasks = running_tasks(client, name)
         assert len(tasks) == 2 and len({t["NodeID"] for t in tasks}) == 2
         spec = client.api.inspect_service(name)["Spec"]
         # QueryRegistry on create: the registry answered, so the image is pinned to its digest.
@@ -76,7 +72,7 @@ def test_service_secret_config_lifecycle(cluster: SwarmCluster, probe_image: str
         )
         back = client.api.inspect_service(name)
         assert back["Spec"]["TaskTemplate"]["ContainerSpec"]["Command"] == json.loads(SERVE)
-        assert len(_running(client, name)) == 2
+        assert len(running_tasks(client, name)) == 2
         rollback_seconds = time.monotonic() - before
 
         # A new secret value: a new secret first, the service moved to it, the old one deleted last.
@@ -90,7 +86,7 @@ def test_service_secret_config_lifecycle(cluster: SwarmCluster, probe_image: str
         # Replicas: an update in place (only the mode block's presence is ForceNew).
         scaled = engine.up("sw", {**config, "sw:secret": "second-secret-value", "sw:replicas": "3"})
         assert _steps(scaled) == [("update", "svc")]
-        assert len(_running(client, name)) == 3
+        assert len(running_tasks(client, name)) == 3
     finally:
         destroyed = engine.destroy()
     assert sorted(destroyed.deleted) == ["conf", "net", "secret", "svc"]

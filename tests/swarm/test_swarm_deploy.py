@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 from cluster import SwarmCluster, kernel_has_ipsec_esp
-from data_node import probe_rows, psql, task_container
+from data_node import probe_rows, psql, running_tasks, task_container
 from images import tags
 from program import stack_config
 from rehearsal_engine import DeploymentFailed, Rehearsal
@@ -99,11 +99,7 @@ def test_fresh_deploy_across_the_nodes(cluster: SwarmCluster, stack: dict) -> No
     client = stack["client"]
     placed = {}
     for role, service in outputs["services"].items():
-        tasks = [
-            t
-            for t in client.api.tasks(filters={"service": service, "desired-state": "running"})
-            if t["Status"]["State"] == "running"
-        ]
+        tasks = running_tasks(client, service)
         placed[role] = sorted({next(n.index for n in cluster.nodes if n.node_id == t["NodeID"]) for t in tasks})
     assert placed["postgres"] == [2] and placed["redis"] == [2] and placed["nginx"] == [1]
     assert len(placed["api"]) == 2, placed  # two replicas, spread over two nodes
@@ -217,8 +213,7 @@ def test_worker_lost_its_tasks_move_and_requests_recover(cluster: SwarmCluster, 
     service = stack["outputs"]["services"]["api"]
 
     def api_nodes() -> list[str]:
-        tasks = client.api.tasks(filters={"service": service, "desired-state": "running"})
-        return [t["NodeID"] for t in tasks if t["Status"]["State"] == "running"]
+        return [t["NodeID"] for t in running_tasks(client, service)]
 
     # Back to the v2 build (the broken one was rolled back), three replicas spread over three nodes:
     # the worker surely runs one (an update in place).
@@ -312,11 +307,7 @@ def test_restore_through_the_whole_program(cluster: SwarmCluster, stack: dict) -
     assert all(name in done for name in order), sorted(done)
     assert [done[name] for name in order] == sorted(done[name] for name in order), {n: done[n] for n in order}
     replicas = config["catalogizer:api"]["replicas"]
-    running = [
-        t
-        for t in client.api.tasks(filters={"service": services["api"], "desired-state": "running"})
-        if t["Status"]["State"] == "running"
-    ]
+    running = running_tasks(client, services["api"])
     assert len(running) == replicas, running
     assert outputs["health"]["status"] == "healthy"
     status, body = _get(cluster.manager.address, outputs["tlsCertificate"])
